@@ -1,0 +1,46 @@
+// Package model is understudy's session object model: applications and their
+// four kinds of step, the typed values of a step's state, the session and its
+// global pool, the registry of definitions, and the engine that advances a
+// session one interaction at a time.
+//
+// # Guarantees
+//
+// The package is pure and deterministic. It does no I/O of its own (entities
+// come through the Resolver interface), starts no goroutines and reads no
+// clock: time, session ids and the node's identity are passed in. The same
+// session and the same input give the same next session, on any node, so a
+// backup that materializes a snapshot resumes exactly where the primary was,
+// and a run can be replayed.
+//
+// A Session is plain data with no pointers between steps: steps live in four
+// tables by kind (the pool) and refer to each other by StepID. Materialize
+// binds that data to registered definitions, checks it, and returns a Run;
+// nothing it is given, however malformed, makes it panic, and every error
+// names the session and the step.
+//
+// Engine.Submit never modifies the Run it is given: it returns a new one. A
+// serving node keeps the old Run until the new one is safely replicated, so a
+// failed publish leaves the session as the stream holds it.
+//
+// # Writing an application
+//
+// An application reads top to bottom like the flow a person walks through:
+//
+//	quote := model.App("car-quote", 3,
+//		model.Interactive("applicant",
+//			model.Text("name").Required(),
+//			model.Date("born").Required().MinAge(18)),
+//		model.Interactive("vehicle", model.Pick("car", "vehicles").Required()),
+//		model.Repeat("drivers",
+//			model.Interactive("driver", model.Text("name").Required(), model.Bool("another")),
+//			model.While("another")),
+//		model.Simple("price", priceQuote),
+//		model.Call("payment", paymentApp),
+//		model.Interactive("confirm", model.Bool("agree").Required()),
+//	)
+//	reg := model.NewRegistry()
+//	err := reg.Register(quote)
+//
+// A simple step is a func(ctx model.Context, st *model.State) error; State
+// explains how it finds the values collected so far.
+package model
