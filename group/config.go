@@ -1,0 +1,101 @@
+package group
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"understudy/broker"
+)
+
+// Defaults for Config.
+const (
+	DefaultGroup     = "main"
+	DefaultLease     = 300 * time.Millisecond
+	DefaultHeartbeat = 500 * time.Millisecond
+	// DefaultPingTimeout bounds the fast path's question to the failed
+	// node's control subject. "No responders" comes back at once; a
+	// timeout means the node may be alive, and the lease decides.
+	DefaultPingTimeout = 100 * time.Millisecond
+)
+
+// FastPath says whether a crashed primary may be replaced without waiting
+// out its lease (DESIGN.md, "Fast path for a crash").
+type FastPath int
+
+const (
+	// FastPathAuto uses the fast path only when connected to a single NATS
+	// server: with a cluster, interest seen from one server can be stale.
+	FastPathAuto FastPath = iota
+	// FastPathOff always waits out the lease.
+	FastPathOff
+	// FastPathOn uses the fast path whatever NATS looks like. Only for a
+	// single server.
+	FastPathOn
+)
+
+// Config configures a node's membership of a group.
+type Config struct {
+	// Subjects names the control subjects and the bucket.
+	Subjects broker.Subjects
+	// Group is the group's key in the bucket. Default DefaultGroup.
+	Group string
+	// Node is this node's name; Address is where it serves HTTP.
+	Node    string
+	Address string
+	// Lease is how long a renewal keeps the primary's lease. Default
+	// DefaultLease; renewals go every Lease/3.
+	Lease time.Duration
+	// Margin is what a backup waits beyond the lease before it claims, to
+	// cover clock-rate drift and delivery delay. Default Lease/6.
+	Margin time.Duration
+	// FastPath selects the crash fast path. Default FastPathAuto.
+	FastPath FastPath
+	// Heartbeat is how often the node publishes its heartbeat. Default
+	// DefaultHeartbeat.
+	Heartbeat time.Duration
+	// PingTimeout bounds the fast path's ping. Default DefaultPingTimeout.
+	PingTimeout time.Duration
+	// Logger receives role changes and failovers. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if err := broker.ValidToken(c.Group); err != nil {
+		return fmt.Errorf("group name: %w", err)
+	}
+	if err := broker.ValidToken(c.Node); err != nil {
+		return fmt.Errorf("node name: %w", err)
+	}
+	if c.Lease < 30*time.Millisecond {
+		return fmt.Errorf("lease %v: at least 30ms", c.Lease)
+	}
+	if c.Margin < 0 || c.Heartbeat <= 0 || c.PingTimeout <= 0 {
+		return fmt.Errorf("margin, heartbeat and ping timeout must be positive")
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Group == "" {
+		c.Group = DefaultGroup
+	}
+	if c.Lease == 0 {
+		c.Lease = DefaultLease
+	}
+	if c.Margin == 0 {
+		c.Margin = c.Lease / 6
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	if c.PingTimeout == 0 {
+		c.PingTimeout = DefaultPingTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}

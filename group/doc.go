@@ -1,0 +1,40 @@
+// Package group makes exactly one node of a replication group the primary
+// at any moment, and lets a backup take over safely and fast. It follows
+// the contract in DESIGN.md, "Failover, leases and fencing".
+//
+// # The group entry and the lease
+//
+// The group lives in one entry of the groups key-value bucket: epoch,
+// owner, the owner's HTTP address, the fence sequence, and the history of
+// claims (epoch and fence of each failover). The primary holds the entry as
+// a lease and renews it by compare-and-set every Lease/3. Before it answers
+// anything it checks Valid: the lease is valid for Lease, counted by its own
+// monotonic clock from when it sent its last successful renewal, and never
+// after a disconnect or reconnect until a renewal has succeeded since. A
+// backup claims only after it has seen no renewal for Lease plus Margin by
+// its own clock. With bounded clock-rate drift, two primaries never answer
+// at once.
+//
+// # Failover
+//
+// A failover signal is a NATS request on <prefix>.control.failover. Every
+// backup receives it; each waits out the lease (or, with a single NATS
+// server and reason "unreachable", confirms the primary's connection is gone
+// by a "no responders" answer on its control subject), reads the stream's
+// last sequence, drains its copy of the stream to it, and claims the entry
+// by compare-and-set: epoch+1, itself, its address, fence = the drained
+// sequence. Exactly one wins and replies with what it took over; the others
+// reply with the owner once they see it. A signal for a node that is no
+// longer the owner is answered with the current owner.
+//
+// # Fencing
+//
+// Fence returns the group's claims as a snapshot.Fence: a snapshot of an
+// older epoch stored after a later epoch's fence sequence was written by a
+// primary that had lost the group, and every reader ignores it.
+//
+// # Graceful handover
+//
+// Release marks the entry released; backups watching it claim at once
+// (still draining first), without waiting out the lease.
+package group
