@@ -1,0 +1,728 @@
+package subscriber
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"understudy/model"
+	"understudy/snapshot"
+)
+
+const (
+	// consumeRetryWait spaces attempts after the consumer's iterator
+	// fails, so a persistent failure does not spin.
+	consumeRetryWait = 100 * time.Millisecond
+
+	// idleWait is how long the consumer waits for a message before it
+	// looks at the stream itself: a catch-up that stalls may have been
+	// skipped over (see catchup.go).
+	idleWait = 250 * time.Millisecond
+
+	// verifyRetryWait spaces attempts to verify a catch-up that failed.
+	verifyRetryWait = time.Second
+
+	// drainPoll is how often DrainTo asks the stream leader whether
+	// anything at or below its target is left, while the consumer is idle.
+	drainPoll = 20 * time.Millisecond
+
+	// deleteTimeout bounds the best-effort deletion of a consumer.
+	deleteTimeout = 2 * time.Second
+
+	// pullBatch is how many messages the consumer asks the server for at
+	// once, by count: a byte budget makes nats-server skip messages of a
+	// catch-up (see catchup.go).
+	pullBatch = 1000
+)
+
+// Subscriber is a backup's consumer of the session stream: it holds the
+// newest valid snapshot of every session. New does no I/O; Start creates
+// the consumer and runs it in a goroutine of its own; Close stops it.
+// All methods are safe for concurrent use.
+type Subscriber struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	cfg    Config
+	log    *slog.Logger
+	reader *Reader
+
+	mu    sync.RWMutex // guards store
+	store *store
+
+	processed atomic.Uint64 // highest stream sequence handled
+	lag       atomic.Uint64 // NumPending of the last message
+	caughtUp  atomic.Bool
+	progress  notifier // broadcast after each message and on close
+
+	life    sync.Mutex // guards the fields below
+	state   lifeState
+	cancel  context.CancelFunc
+	iter    jetstream.MessagesContext // the current consumer's; resume replaces both
+	cons    jetstream.Consumer
+	done    chan struct{}
+	started time.Time
+}
+
+type lifeState uint8
+
+const (
+	stateNew lifeState = iota
+	stateRunning
+	stateClosed
+)
+
+// New returns a Subscriber of stream (the session stream, as returned by
+// broker.EnsureStream). It does no I/O; a Config that Validate rejects
+// makes Start fail.
+func New(js jetstream.JetStream, stream jetstream.Stream, cfg Config) *Subscriber {
+	c := cfg.withDefaults()
+	return &Subscriber{
+		js:     js,
+		stream: stream,
+		cfg:    c,
+		log:    c.Logger,
+		reader: NewReader(stream, cfg),
+		store:  newStore(c.Fence, c.MaxEnded),
+	}
+}
+
+// Start creates an ordered consumer on the session stream that delivers
+// first the newest message of every session, then every new message, and
+// consumes it in a goroutine until Close. It returns once the consumer
+// exists; WaitCaughtUp waits for the catch-up.
+func (s *Subscriber) Start(ctx context.Context) error {
+	if err := s.cfg.Validate(); err != nil {
+		return err
+	}
+	s.life.Lock()
+	defer s.life.Unlock()
+	switch s.state {
+	case stateRunning:
+		return ErrStarted
+	case stateClosed:
+		return ErrClosed
+	}
+	name := s.stream.CachedInfo().Config.Name
+	start := time.Now()
+	cons, err := s.js.OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{s.cfg.Subjects.SessionFilter()},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("stream %s: create consumer: %w", name, err)
+	}
+	info := cons.CachedInfo()
+	// An empty stream (or filter) is caught up at once: no message will
+	// ever say "nothing pending".
+	var cu *catchUp
+	if info.NumPending > 0 {
+		// Read after the consumer exists, so that its first pass is at or
+		// below the last sequence read.
+		sp, err := readStartPoint(ctx, s.stream)
+		if err != nil {
+			s.deleteConsumer(name, info.Name)
+			return fmt.Errorf("stream %s: %w", name, err)
+		}
+		cu = &catchUp{start: sp, seen: newSubjectSet()}
+	}
+	iter, err := cons.Messages(s.pullOpts()...)
+	if err != nil {
+		s.deleteConsumer(name, info.Name)
+		return fmt.Errorf("stream %s: consume: %w", name, err)
+	}
+	s.caughtUp.Store(cu == nil)
+	s.lag.Store(info.NumPending)
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.state, s.cancel, s.iter, s.cons, s.done, s.started = stateRunning, cancel, iter, cons, make(chan struct{}), start
+	s.log.Info("subscriber started", "stream", name, "pending", info.NumPending)
+	go s.run(runCtx, iter, cu, s.done)
+	return nil
+}
+
+// catchUp is the state of a catch-up, owned by the consumer's goroutine.
+type catchUp struct {
+	start   startPoint
+	seen    *subjectSet // subjects of the messages at or below start.lastSeq
+	retryAt time.Time   // after a failed verification
+}
+
+func (s *Subscriber) pullOpts() []jetstream.PullMessagesOpt { return pullOpts(s.cfg.pullMaxBytes) }
+
+// pullOpts pulls by count, unless a test asks for a byte budget.
+func pullOpts(maxBytes int) []jetstream.PullMessagesOpt {
+	if maxBytes > 0 {
+		return []jetstream.PullMessagesOpt{jetstream.PullMaxBytes(maxBytes)}
+	}
+	return []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(pullBatch)}
+}
+
+// Close stops the consumer and waits until its goroutine has returned, or
+// ctx ends. What is held stays readable.
+func (s *Subscriber) Close(ctx context.Context) error {
+	s.life.Lock()
+	state, done := s.state, s.done
+	if state == stateRunning {
+		s.cancel()
+		s.iter.Stop()
+	}
+	s.state = stateClosed
+	s.life.Unlock()
+	s.progress.broadcast()
+	if state != stateRunning {
+		return nil
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("close subscriber: %w", ctx.Err())
+	}
+	// The server would remove the consumer after its inactivity threshold;
+	// removing it now frees its memory at once. The ordered consumer
+	// recreates itself under a new name after a reset: take the current.
+	s.life.Lock()
+	cons := s.cons
+	s.life.Unlock()
+	if info := cons.CachedInfo(); info != nil {
+		s.deleteConsumer(s.stream.CachedInfo().Config.Name, info.Name)
+	}
+	return nil
+}
+
+func (s *Subscriber) deleteConsumer(stream, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
+	defer cancel()
+	if err := s.js.DeleteConsumer(ctx, stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		s.log.Debug("delete consumer", "stream", stream, "consumer", name, "err", err)
+	}
+}
+
+// run consumes until the iterator is stopped. cu is the catch-up in
+// progress, nil once caught up.
+func (s *Subscriber) run(ctx context.Context, iter jetstream.MessagesContext, cu *catchUp, done chan struct{}) {
+	defer close(done)
+	for ctx.Err() == nil {
+		msg, err := iter.Next(jetstream.NextMaxWait(idleWait))
+		switch {
+		case err == nil:
+			seq := s.handle(ctx, msg, cu)
+			if cu != nil && (s.lag.Load() == 0 || seq >= cu.start.lastSeq) {
+				cu, iter = s.finishCatchUp(ctx, cu, iter)
+			}
+		case errors.Is(err, nats.ErrTimeout):
+			cu, iter = s.idle(ctx, cu, iter)
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			return
+		default:
+			s.log.Warn("session stream consumer", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(consumeRetryWait):
+			}
+		}
+	}
+}
+
+// handle applies one message from the consumer and returns its stream
+// sequence.
+func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg, cu *catchUp) uint64 {
+	md, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream message: nothing to apply, no sequence to count.
+		s.log.Warn("session stream message without metadata", "subject", trunc(msg.Subject()), "err", err)
+		return 0
+	}
+	if cu != nil && md.Sequence.Stream <= cu.start.lastSeq {
+		cu.seen.add(msg.Subject())
+	}
+	m, perr := snapshot.ParseMeta(s.cfg.Subjects, msg.Subject(), msg.Headers(), msg.Data(), md.Sequence.Stream, md.Timestamp)
+	s.mu.Lock()
+	out, qerr := s.store.apply(m, msg.Data(), perr)
+	s.mu.Unlock()
+	switch out {
+	case badSubject:
+		s.log.Warn("message on the session stream is not a session's", "subject", trunc(msg.Subject()), "stream_seq", md.Sequence.Stream, "err", qerr)
+	case quarantined:
+		s.quarantined(m.Session, md.Sequence.Stream, qerr)
+	case fenced:
+		s.log.Debug("fenced snapshot ignored", "session", m.Session, "stream_seq", m.StreamSeq, "epoch", m.Epoch, "node", m.Node)
+	case fencedGap:
+		s.fillGap(ctx, m)
+	}
+	s.advance(md.Sequence.Stream, md.NumPending)
+	return md.Sequence.Stream
+}
+
+// idle runs when no message came for idleWait.
+func (s *Subscriber) idle(ctx context.Context, cu *catchUp, iter jetstream.MessagesContext) (*catchUp, jetstream.MessagesContext) {
+	if cu != nil {
+		// A stalled catch-up: it may be over with a pending count that
+		// never reaches zero, or the server may have skipped the rest.
+		return s.finishCatchUp(ctx, cu, iter)
+	}
+	if s.lag.Load() == 0 {
+		return nil, iter
+	}
+	// The server says messages are pending, but none came. After a
+	// catch-up every message is delivered, so if the stream holds none
+	// after the last one handled, the count is wrong (a message was
+	// skipped and still counts as pending). A new consumer counts right.
+	next, err := nextAfter(ctx, s.stream, s.cfg.Subjects.SessionFilter(), s.Processed())
+	if err != nil || next != 0 {
+		return nil, iter
+	}
+	s.log.Warn("consumer counts pending messages the stream does not hold: recreating it", "pending", s.lag.Load(), "stream_seq", s.Processed())
+	return nil, s.resume(ctx, iter)
+}
+
+// finishCatchUp ends a catch-up whose first pass is over (or stalled): it
+// checks that it was given every subject the stream held when it started,
+// reads any it was not given from the stream leader, and marks the
+// subscriber caught up. It returns the catch-up still in progress (nil
+// once done) and the iterator to go on with.
+func (s *Subscriber) finishCatchUp(ctx context.Context, cu *catchUp, iter jetstream.MessagesContext) (*catchUp, jetstream.MessagesContext) {
+	if time.Now().Before(cu.retryAt) {
+		return cu, iter
+	}
+	missing, err := missingSubjects(ctx, s.stream, s.cfg.Subjects.SessionFilter(), cu.seen, cu.start.subjects)
+	if err == nil && len(missing) > 0 {
+		s.log.Warn("catch-up was not given every session: reading them from the stream leader", "missing", len(missing), "subjects", cu.start.subjects)
+		err = s.readMissing(ctx, missing)
+		if err == nil {
+			// Its pending count is off by the messages it skipped.
+			iter = s.resume(ctx, iter)
+		}
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("verify catch-up", "err", err)
+		}
+		cu.retryAt = time.Now().Add(verifyRetryWait)
+		return cu, iter
+	}
+	s.caughtUp.Store(true)
+	s.life.Lock()
+	took := time.Since(s.started)
+	s.life.Unlock()
+	s.log.Info("subscriber caught up", "sessions", s.Len(), "held_bytes", s.HeldBytes(), "stream_seq", s.Processed(), "took", took)
+	s.progress.broadcast()
+	return nil, iter
+}
+
+// readMissing reads the newest valid snapshot of each subject from the
+// stream leader, as if its message had been delivered.
+func (s *Subscriber) readMissing(ctx context.Context, subjects []string) error {
+	for _, subject := range subjects {
+		raw, err := s.cfg.Subjects.SessionID(subject)
+		var id model.SessionID
+		if err == nil {
+			id, err = model.ParseSessionID(raw)
+		}
+		if err != nil {
+			s.mu.Lock()
+			s.store.counts.badSubjects++
+			s.mu.Unlock()
+			s.log.Warn("subject on the session stream is not a session's", "subject", trunc(subject), "err", err)
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
+		st, err := snapshot.Latest(rctx, s.stream, s.cfg.Subjects, id, s.cfg.Fence)
+		cancel()
+		if transient(err) {
+			return fmt.Errorf("read session %s: %w", id, err)
+		}
+		s.mu.Lock()
+		out, qerr := s.store.applyRead(id, 0, st, err)
+		s.mu.Unlock()
+		if out == quarantined {
+			s.quarantined(id, st.StreamSeq, qerr)
+		}
+	}
+	return nil
+}
+
+// resume replaces the consumer by one that starts after the last message
+// handled and delivers every message from there. If that fails it keeps
+// the current one, whose pending count is wrong, nothing else.
+func (s *Subscriber) resume(ctx context.Context, iter jetstream.MessagesContext) jetstream.MessagesContext {
+	name := s.stream.CachedInfo().Config.Name
+	cons, err := s.js.OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{s.cfg.Subjects.SessionFilter()},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    s.Processed() + 1,
+	})
+	if err != nil {
+		s.log.Warn("recreate consumer", "err", err)
+		return iter
+	}
+	next, err := cons.Messages(s.pullOpts()...)
+	if err != nil {
+		s.log.Warn("recreate consumer", "err", err)
+		s.deleteConsumer(name, cons.CachedInfo().Name)
+		return iter
+	}
+	s.life.Lock()
+	if s.state != stateRunning {
+		s.life.Unlock()
+		next.Stop()
+		s.deleteConsumer(name, cons.CachedInfo().Name)
+		return iter // stopped by Close: its Next says so
+	}
+	old := s.cons
+	s.iter, s.cons = next, cons
+	s.life.Unlock()
+	iter.Stop()
+	if info := old.CachedInfo(); info != nil {
+		s.deleteConsumer(name, info.Name)
+	}
+	s.lag.Store(cons.CachedInfo().NumPending)
+	return next
+}
+
+// transient reports the error of a read that may succeed if tried again,
+// not one that says what the stream holds.
+func transient(err error) bool {
+	return err != nil && !errors.Is(err, snapshot.ErrNotFound) && !errors.Is(err, snapshot.ErrBadMessage) && !errors.Is(err, snapshot.ErrHistoryLost)
+}
+
+// fillGap reads the newest valid snapshot of a session whose newest
+// message is fenced and the message below it was never delivered (a
+// catch-up delivers only each session's newest message).
+func (s *Subscriber) fillGap(ctx context.Context, m snapshot.Meta) {
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
+	st, err := snapshot.Latest(rctx, s.stream, s.cfg.Subjects, m.Session, s.cfg.Fence)
+	cancel()
+	if ctx.Err() != nil {
+		return // closing
+	}
+	s.mu.Lock()
+	out, qerr := s.store.applyRead(m.Session, m.StreamSeq, st, err)
+	s.mu.Unlock()
+	s.log.Debug("read under a fenced snapshot", "session", m.Session, "fenced_seq", m.StreamSeq, "read_seq", st.StreamSeq, "err", err)
+	if out == quarantined {
+		s.quarantined(m.Session, m.StreamSeq, qerr)
+	}
+}
+
+func (s *Subscriber) quarantined(id model.SessionID, streamSeq uint64, err error) {
+	// err names the session and what was wrong; it never holds payload
+	// bytes (snapshot errors quote at most a short prefix of a header).
+	s.log.Warn("session quarantined", "session", id, "stream_seq", streamSeq, "err", err)
+	if s.cfg.OnQuarantine != nil {
+		s.cfg.OnQuarantine(id, err)
+	}
+}
+
+// advance records progress after the message at streamSeq, with pending
+// messages still to come.
+func (s *Subscriber) advance(streamSeq, pending uint64) {
+	if streamSeq > s.processed.Load() {
+		s.processed.Store(streamSeq)
+	}
+	s.lag.Store(pending)
+	s.progress.broadcast()
+}
+
+// Get returns the newest valid snapshot held of session id. A held
+// snapshot that a new claim fenced is not returned while it waits for
+// Refence. Stored.Data must not be modified; it stays valid after the
+// session is updated. Meta.Prev is not kept (zero).
+func (s *Subscriber) Get(id model.SessionID) (snapshot.Stored, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.store.get(id)
+}
+
+// Len returns the number of sessions held.
+func (s *Subscriber) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.store.sessions)
+}
+
+// HeldBytes returns the payload bytes held, the snapshots' sizes summed.
+func (s *Subscriber) HeldBytes() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.store.held
+}
+
+// Range calls fn with every held snapshot (as Get returns them), in no
+// particular order, until fn returns false. It does not hold a lock while
+// fn runs, so fn may be slow (materializing a session at promotion) and
+// may call the Subscriber; a session updated meanwhile is seen either
+// before or after the update, and a session added meanwhile may be missed.
+func (s *Subscriber) Range(fn func(snapshot.Stored) bool) {
+	s.mu.RLock()
+	// Iterating a map across lock releases is safe: each step of the
+	// iterator runs under the lock, and Go defines iteration over a map
+	// that changes between steps.
+	for id, e := range s.store.sessions {
+		st, ok := s.store.stored(id, e)
+		if !ok {
+			continue
+		}
+		s.mu.RUnlock()
+		more := fn(st)
+		s.mu.RLock()
+		if !more {
+			break
+		}
+	}
+	s.mu.RUnlock()
+}
+
+// Quarantined returns the quarantined sessions with the error that
+// quarantined each.
+func (s *Subscriber) Quarantined() map[model.SessionID]error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.store.quarantines()
+}
+
+// Processed returns the highest stream sequence handled.
+func (s *Subscriber) Processed() uint64 { return s.processed.Load() }
+
+// Lag returns how many messages were pending after the last one handled:
+// how far behind the stream the backup was then.
+func (s *Subscriber) Lag() uint64 { return s.lag.Load() }
+
+// CaughtUp reports whether everything that was in the stream when Start
+// created the consumer has been handled.
+func (s *Subscriber) CaughtUp() bool { return s.caughtUp.Load() }
+
+// WaitCaughtUp waits until CaughtUp, the Subscriber is closed, or ctx ends.
+func (s *Subscriber) WaitCaughtUp(ctx context.Context) error {
+	for {
+		ch := s.progress.wait()
+		if s.caughtUp.Load() {
+			return nil
+		}
+		if err := s.stopped(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for catch-up (stream seq %d handled, %d pending): %w", s.Processed(), s.Lag(), ctx.Err())
+		case <-ch:
+		}
+	}
+}
+
+// DrainTo waits until everything in the stream up to stream sequence seq
+// has been handled: the promoting backup reads the stream's last sequence
+// and drains to it before it claims the group.
+//
+// seq itself may never be delivered: it may have been deleted, or it may
+// be an older message of a session whose newest came later. So once the
+// consumer is caught up and idle, DrainTo also asks the stream leader for
+// the first session message after the last one handled: if there is none
+// at or below seq, everything up to seq has been handled.
+func (s *Subscriber) DrainTo(ctx context.Context, seq uint64) error {
+	poll := time.NewTicker(drainPoll)
+	defer poll.Stop()
+	last := s.Processed()
+	check := true // ask the stream leader once before the first tick
+	for {
+		ch := s.progress.wait()
+		if s.caughtUp.Load() && s.Processed() >= seq {
+			return nil
+		}
+		if err := s.stopped(); err != nil {
+			return err
+		}
+		// Before the catch-up ends a session's newest message may still be
+		// to come while an older one sits at or below seq.
+		if check && s.caughtUp.Load() {
+			done, err := s.nothingUpTo(ctx, seq)
+			switch {
+			case done:
+				return nil
+			case err != nil && ctx.Err() == nil:
+				s.log.Debug("drain: read the stream", "seq", seq, "err", err)
+			}
+		}
+		check = false
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("drain to stream seq %d (handled %d, %d pending): %w", seq, s.Processed(), s.Lag(), ctx.Err())
+		case <-ch:
+		case <-poll.C:
+			// Only an idle consumer needs the stream leader's word.
+			p := s.Processed()
+			check, last = p == last, p
+		}
+	}
+}
+
+// nothingUpTo reports whether the stream holds no session message after
+// the last one handled and at or below seq.
+func (s *Subscriber) nothingUpTo(ctx context.Context, seq uint64) (bool, error) {
+	p := s.Processed()
+	if p >= seq {
+		return true, nil
+	}
+	next, err := nextAfter(ctx, s.stream, s.cfg.Subjects.SessionFilter(), p)
+	if err != nil {
+		return false, err
+	}
+	return next == 0 || next > seq, nil
+}
+
+// stopped returns why a wait cannot succeed: never started, or closed.
+func (s *Subscriber) stopped() error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	switch s.state {
+	case stateNew:
+		return ErrNotStarted
+	case stateClosed:
+		return ErrClosed
+	}
+	return nil
+}
+
+// Refence is called by the group when a new claim (epoch, fence sequence)
+// appears: every held snapshot that is now fenced is replaced by the
+// session's newest valid snapshot, read from the stream leader, or dropped
+// if there is none. A session whose read fails for a reason that may pass
+// (a timeout, no leader) keeps its fenced snapshot, which Get and Range
+// skip, and its error is returned: call Refence again.
+func (s *Subscriber) Refence(ctx context.Context) error {
+	s.mu.RLock()
+	refs := s.store.fencedHeld()
+	s.mu.RUnlock()
+	var errs []error
+	for _, r := range refs {
+		st, err := snapshot.Latest(ctx, s.stream, s.cfg.Subjects, r.id, s.cfg.Fence)
+		if transient(err) {
+			errs = append(errs, fmt.Errorf("refence session %s stream seq %d: %w", r.id, r.streamSeq, err))
+			continue
+		}
+		s.mu.Lock()
+		out, qerr := s.store.replace(r, st, err)
+		s.mu.Unlock()
+		switch out {
+		case quarantined:
+			s.quarantined(r.id, r.streamSeq, qerr)
+		case applied, dropped, ended:
+			s.log.Info("refenced", "session", r.id, "fenced_seq", r.streamSeq, "now_seq", st.StreamSeq, "outcome", out)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ReadLatest reads the newest valid snapshot of session id from the stream
+// leader; see Reader.ReadLatest.
+func (s *Subscriber) ReadLatest(ctx context.Context, id model.SessionID) (snapshot.Stored, error) {
+	return s.reader.ReadLatest(ctx, id)
+}
+
+// ReadAll reads the newest valid snapshot of every session from the
+// stream; see Reader.ReadAll.
+func (s *Subscriber) ReadAll(ctx context.Context, fn func(snapshot.Stored) error) error {
+	return s.reader.ReadAll(ctx, fn)
+}
+
+// Stats is a Subscriber's state and counts, for status pages and metrics.
+type Stats struct {
+	Sessions    int    // sessions held
+	HeldBytes   int64  // their payload bytes
+	Quarantined int    // sessions quarantined
+	Ended       int    // ended sessions remembered (at most Config.MaxEnded)
+	Processed   uint64 // highest stream sequence handled
+	Lag         uint64 // messages pending after the last one handled
+	CaughtUp    bool
+
+	Applied     uint64 // snapshots taken as their session's newest
+	Tombstones  uint64 // sessions ended
+	Older       uint64 // messages ignored as not newer than what was known
+	Fenced      uint64 // messages ignored by the fence rule
+	Quarantines uint64 // messages that quarantined a session
+	BadSubjects uint64 // messages not on a session subject
+	Reads       uint64 // reads from the stream leader under fenced snapshots
+}
+
+// Stats returns the Subscriber's state and counts.
+func (s *Subscriber) Stats() Stats {
+	s.mu.RLock()
+	st := s.store
+	out := Stats{
+		Sessions:    len(st.sessions),
+		HeldBytes:   st.held,
+		Quarantined: len(st.quarantined),
+		Ended:       st.ended.len(),
+		Applied:     st.counts.applied,
+		Tombstones:  st.counts.tombstones,
+		Older:       st.counts.older,
+		Fenced:      st.counts.fenced,
+		Quarantines: st.counts.quarantines,
+		BadSubjects: st.counts.badSubjects,
+		Reads:       st.counts.reads,
+	}
+	s.mu.RUnlock()
+	out.Processed, out.Lag, out.CaughtUp = s.Processed(), s.Lag(), s.CaughtUp()
+	return out
+}
+
+// String names an outcome in logs.
+func (o outcome) String() string {
+	switch o {
+	case applied:
+		return "applied"
+	case ended:
+		return "ended"
+	case older:
+		return "older"
+	case fenced:
+		return "fenced"
+	case fencedGap:
+		return "fenced-gap"
+	case quarantined:
+		return "quarantined"
+	case badSubject:
+		return "bad-subject"
+	case dropped:
+		return "dropped"
+	}
+	return fmt.Sprintf("outcome(%d)", uint8(o))
+}
+
+// notifier wakes every waiter at once: wait returns a channel that the
+// next broadcast closes. It allocates only when someone waits.
+type notifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (n *notifier) wait() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ch == nil {
+		n.ch = make(chan struct{})
+	}
+	return n.ch
+}
+
+func (n *notifier) broadcast() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ch != nil {
+		close(n.ch)
+		n.ch = nil
+	}
+}
+
+// trunc cuts untrusted text (a subject) for a log line.
+func trunc(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
