@@ -87,6 +87,7 @@ type Field struct {
 	entity            string
 	stale             StaleRule
 	checks            []Check
+	keep              func(Value) Value
 }
 
 func newField(name string, t FieldType) *Field { return &Field{name: name, typ: t} }
@@ -172,6 +173,12 @@ func (f *Field) OnStale(r StaleRule) *Field { f.stale = r; return f }
 
 // Check adds a custom rule.
 func (f *Field) Check(c Check) *Field { f.checks = append(f.checks, c); return f }
+
+// Keep stores fn(v) instead of what the user typed, once it is valid: what
+// must not be kept whole (a card number) is reduced before it enters the
+// state, and so never reaches a snapshot. fn must return a value of the
+// field's kind (a string for a text field).
+func (f *Field) Keep(fn func(Value) Value) *Field { f.keep = fn; return f }
 
 // Name returns the field's name: its key in the step's state.
 func (f *Field) Name() string { return f.name }
@@ -314,6 +321,9 @@ func (f *Field) check(v Value) (Value, string) {
 		if msg := c(v); msg != "" {
 			return Null, msg
 		}
+	}
+	if f.keep != nil {
+		v = f.keep(v)
 	}
 	return v, ""
 }

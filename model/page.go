@@ -106,3 +106,13 @@ func (pg *Page) Reject(bad *InvalidInputError) {
 		}
 	}
 }
+
+// EntityLabel returns how users see the entity a reference names: its label
+// if it has one, else its id.
+func (e *Engine) EntityLabel(ctx context.Context, r *Run, ref Ref) string {
+	ent, err := r.entity(ctx, ref)
+	if err != nil {
+		return ref.ID
+	}
+	return entityLabel(ent)
+}
