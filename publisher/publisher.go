@@ -58,6 +58,8 @@ type Ack struct {
 	// Over is the stream sequence of a fenced snapshot this one was
 	// published over, 0 if none.
 	Over uint64
+	// Bytes is the snapshot's size.
+	Bytes int
 }
 
 // New returns a publisher writing to stream through js. It does no I/O.
@@ -163,7 +165,7 @@ func (p *Publisher) publish(ctx context.Context, meta snapshot.Meta, data []byte
 		cancel()
 		if err == nil {
 			st.last = ack.Sequence
-			return Ack{StreamSeq: ack.Sequence, Duplicate: ack.Duplicate, Over: over}, nil
+			return Ack{StreamSeq: ack.Sequence, Duplicate: ack.Duplicate, Over: over, Bytes: len(data)}, nil
 		}
 
 		var apiErr *jetstream.APIError
@@ -185,7 +187,7 @@ func (p *Publisher) publish(ctx context.Context, meta snapshot.Meta, data []byte
 			switch p.judge(meta, data, top) {
 			case ours:
 				st.last = top.StreamSeq
-				return Ack{StreamSeq: top.StreamSeq, Duplicate: true, Over: over}, nil
+				return Ack{StreamSeq: top.StreamSeq, Duplicate: true, Over: over, Bytes: len(data)}, nil
 			case fenced:
 				// A primary that lost the group wrote on top: publish over it.
 				p.log.Warn("publishing over a fenced snapshot", "session", meta.Session, "fenced_seq", top.StreamSeq, "fenced_epoch", top.Epoch, "fenced_node", top.Node)
@@ -256,7 +258,7 @@ func (p *Publisher) resolve(ctx context.Context, st *session, meta snapshot.Meta
 		switch p.judge(meta, data, top) {
 		case ours:
 			st.last = top.StreamSeq
-			return Ack{StreamSeq: top.StreamSeq, Duplicate: true}, nil
+			return Ack{StreamSeq: top.StreamSeq, Duplicate: true, Bytes: len(data)}, nil
 		case mine:
 			st.last = top.StreamSeq
 			return Ack{}, &DivergedError{Stored: top}

@@ -1,0 +1,27 @@
+// Package node is the HTTP side of understudy: a primary that serves a
+// multi-step application to browsers and replicates after every
+// interaction, and a backup that, once promoted, serves the same way. It is
+// also the public API for running your own application: build a Config,
+// a model.Registry and a model.Resolver, and Run a Node.
+//
+// # Guarantees
+//
+// In the default sync mode an interaction is answered only after its
+// snapshot is acknowledged by JetStream and while the node's lease is
+// valid; otherwise the node answers 503 and the session in memory stays as
+// the stream holds it. Requests of one session are handled one at a time.
+// Each page carries the interaction sequence it was rendered at (a hidden
+// field and the Understudy-Seq header); a submission made at a stale
+// sequence — a back button, a double submit, a gateway's retry after a
+// failover — is never applied twice: the node answers with the session's
+// current page.
+//
+// A session exists from its first interaction: a GET gives the browser a
+// candidate id in its cookie (HttpOnly, SameSite=Lax, Secure under TLS),
+// and the first POST creates the session under that id, so a retried first
+// interaction finds the session it created. New sessions are refused (503)
+// beyond a cap and rate-limited per client; existing sessions are never
+// affected. Finished and idle sessions are ended with a tombstone.
+//
+// Logs never carry a value a user typed.
+package node

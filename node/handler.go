@@ -1,0 +1,527 @@
+package node
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"understudy/model"
+	"understudy/publisher"
+)
+
+// Headers a node sets, for gateways and tests.
+const (
+	HeaderNode        = "Understudy-Node"
+	HeaderRole        = "Understudy-Role"
+	HeaderEpoch       = "Understudy-Epoch"
+	HeaderSeq         = "Understudy-Seq"
+	HeaderStale       = "Understudy-Stale"
+	HeaderUnavailable = "Understudy-Unavailable" // why a 503: backup, draining, lease, broker, capacity
+	HeaderCSRF        = "Understudy-Csrf"
+)
+
+// Reasons a node answers 503, in HeaderUnavailable. A gateway retries the
+// first three on the group's owner; the others are the client's to retry.
+const (
+	UnavailableBackup   = "backup"   // not the primary
+	UnavailableDraining = "draining" // handing the group over
+	UnavailableLease    = "lease"    // its lease lapsed or it lost the group
+	UnavailableBroker   = "broker"   // the answer could not be replicated
+	UnavailableCapacity = "capacity" // too many sessions
+)
+
+// Handler returns the node's HTTP handler: the application at /, the JSON
+// twin of every page (Accept: application/json), /healthz, /readyz,
+// /metrics and /understudy/status.
+func (n *Node) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", n.healthz)
+	mux.HandleFunc("GET /readyz", n.readyz)
+	mux.Handle("GET /metrics", n.met.handler())
+	mux.HandleFunc("GET /understudy/status", n.statusz)
+	mux.HandleFunc("GET /static/style.css", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Write(n.ui.css)
+	})
+	mux.HandleFunc("GET /{$}", n.view)
+	mux.HandleFunc("POST /{$}", n.submit)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set(HeaderNode, n.cfg.Node)
+		if n.serving.Load() {
+			h.Set(HeaderRole, "primary")
+			h.Set(HeaderEpoch, strconv.FormatUint(n.epoch.Load(), 10))
+		} else {
+			h.Set(HeaderRole, "backup")
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// unavailable answers 503 with a reason a gateway can act on.
+func (n *Node) unavailable(w http.ResponseWriter, r *http.Request, reason, msg string) {
+	w.Header().Set(HeaderUnavailable, reason)
+	w.Header().Set("Retry-After", "1")
+	n.met.unavailable.WithLabelValues(reason).Inc()
+	n.ui.render(w, r, http.StatusServiceUnavailable, view{Title: "Please try again in a moment", Message: msg, Reason: reason})
+}
+
+func (n *Node) fail(w http.ResponseWriter, r *http.Request, status int, title, msg string, restart bool) {
+	n.ui.render(w, r, status, view{Title: title, Message: msg, Restart: restart, Reason: http.StatusText(status)})
+}
+
+// servingOrRefuse reports whether this node may serve the application now,
+// answering 503 when it may not.
+func (n *Node) servingOrRefuse(w http.ResponseWriter, r *http.Request) bool {
+	switch {
+	case n.draining.Load():
+		n.unavailable(w, r, UnavailableDraining, "This server is handing over to another one.")
+	case !n.serving.Load():
+		n.unavailable(w, r, UnavailableBackup, "This server is a backup.")
+	case n.cfg.Replication != Off && !n.member.Valid():
+		n.unavailable(w, r, UnavailableLease, "This server cannot confirm it is in charge right now.")
+	default:
+		return true
+	}
+	return false
+}
+
+// newID returns a fresh random session id.
+func newID() model.SessionID {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return model.NewSessionID(b)
+}
+
+// sessionID reads the session cookie: ok is false without a cookie, err is
+// set when the cookie holds something that is not a session id.
+func (n *Node) sessionID(r *http.Request) (id model.SessionID, ok bool, err error) {
+	c, cerr := r.Cookie(n.cfg.CookieName)
+	if cerr != nil || c.Value == "" {
+		return "", false, nil
+	}
+	id, err = model.ParseSessionID(c.Value)
+	return id, err == nil, err
+}
+
+// setCookie gives the browser its session id. A GET gives a fresh browser a
+// candidate id; the session exists only from its first interaction. A
+// retried first interaction then finds the session it created.
+func (n *Node) setCookie(w http.ResponseWriter, r *http.Request, id model.SessionID) {
+	http.SetCookie(w, &http.Cookie{
+		Name: n.cfg.CookieName, Value: string(id), Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		Secure: n.cfg.TLSCert != "" || r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https",
+	})
+}
+
+// csrf is the session's CSRF token: a form from another site cannot carry
+// it, since it is not in the cookie and not guessable from outside.
+func (n *Node) csrf(id model.SessionID) string {
+	mac := hmac.New(sha256.New, n.cfg.Secret)
+	mac.Write([]byte("understudy csrf "))
+	mac.Write([]byte(id))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:16])
+}
+
+func (n *Node) pageView(ctx context.Context, run *model.Run, stale bool) (view, error) {
+	pg, err := n.eng.Page(ctx, run)
+	if err != nil {
+		return view{}, err
+	}
+	v := view{Page: pg, CSRF: n.csrf(run.ID()), Stale: stale}
+	if pg.Finished {
+		v.Summary = n.summarize(ctx, run, pg.Values)
+	}
+	return v, nil
+}
+
+// view shows the session's current page, or a fresh application.
+func (n *Node) view(w http.ResponseWriter, r *http.Request) {
+	if !n.servingOrRefuse(w, r) {
+		return
+	}
+	ctx := r.Context()
+	id, ok, _ := n.sessionID(r)
+	if ok && r.URL.Query().Get("new") == "" {
+		s, err := n.acquire(ctx, id)
+		switch {
+		case err == nil:
+			defer s.mu.Unlock()
+			s.last = time.Now()
+			v, err := n.pageView(ctx, s.run, false)
+			if err != nil {
+				n.serverError(w, r, id, err)
+				return
+			}
+			n.ui.render(w, r, http.StatusOK, v)
+			return
+		case !errors.Is(err, errNoSession):
+			n.serverError(w, r, id, err)
+			return
+		}
+		// A candidate id from an earlier GET: keep it.
+	} else {
+		id = newID()
+		n.setCookie(w, r, id)
+	}
+	run, err := n.eng.Start(ctx, model.Begin{Session: id, App: n.defaultApp(), Now: time.Now(), Node: n.cfg.Node, Epoch: n.epoch.Load()})
+	if err != nil {
+		n.serverError(w, r, id, err)
+		return
+	}
+	v, err := n.pageView(ctx, run, false)
+	if err != nil {
+		n.serverError(w, r, id, err)
+		return
+	}
+	n.ui.render(w, r, http.StatusOK, v)
+}
+
+// defaultApp is the application a new session runs: the first registered.
+func (n *Node) defaultApp() string {
+	apps := n.eng.Registry().Apps()
+	if n.cfg.App != "" || len(apps) == 0 {
+		return n.cfg.App
+	}
+	return apps[0].Name()
+}
+
+func (n *Node) serverError(w http.ResponseWriter, r *http.Request, id model.SessionID, err error) {
+	n.log.Error("request failed", "session", id, "err", err)
+	n.fail(w, r, http.StatusInternalServerError, "Something went wrong",
+		"We could not show your application. Your answers so far are safe; please try again.", false)
+}
+
+// submit applies one interaction: validate, advance, replicate, answer.
+func (n *Node) submit(w http.ResponseWriter, r *http.Request) {
+	if !n.inflight.enter() {
+		n.unavailable(w, r, UnavailableDraining, "This server is handing over to another one.")
+		return
+	}
+	defer n.inflight.leave()
+	if !n.servingOrRefuse(w, r) {
+		return
+	}
+	start := time.Now()
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, n.cfg.MaxBody)
+	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			n.met.interactions.WithLabelValues("too_large").Inc()
+			n.fail(w, r, http.StatusRequestEntityTooLarge, "Too much data", "What you sent is larger than this application accepts.", false)
+			return
+		}
+		n.fail(w, r, http.StatusBadRequest, "Bad request", "Your browser sent something this application cannot read.", false)
+		return
+	}
+	seqText := r.PostForm.Get("_seq")
+	if seqText == "" {
+		seqText = r.Header.Get(HeaderSeq)
+	}
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	if err != nil {
+		n.fail(w, r, http.StatusBadRequest, "Bad request", "This form is missing its place in your application. Please reload the page.", false)
+		return
+	}
+	id, ok, cookieErr := n.sessionID(r)
+	switch {
+	case cookieErr != nil:
+		n.met.interactions.WithLabelValues("bad_session").Inc()
+		n.log.Warn("malformed session cookie", "err", cookieErr, "client", clientAddr(r))
+		n.setCookie(w, r, newID())
+		n.fail(w, r, http.StatusBadRequest, "Your session could not be read", "Please start again.", true)
+		return
+	case !ok:
+		id = newID() // a client without a cookie from a GET
+	}
+
+	s, created, err := n.acquireOrStart(ctx, r, id, seq)
+	if err != nil {
+		n.refuseStart(w, r, id, err)
+		return
+	}
+	defer s.mu.Unlock()
+	if !created && !n.checkCSRF(r, id) {
+		n.met.interactions.WithLabelValues("csrf").Inc()
+		n.log.Warn("CSRF token mismatch", "session", id, "client", clientAddr(r))
+		n.fail(w, r, http.StatusForbidden, "This form cannot be accepted", "It did not come from this application. Please reload the page.", false)
+		return
+	}
+	if created {
+		n.setCookie(w, r, id)
+	}
+
+	next, err := n.eng.Submit(ctx, s.run, model.Input{Seq: seq, Values: r.PostForm, Now: time.Now(), Node: n.cfg.Node, Epoch: n.epoch.Load()})
+	var bad *model.InvalidInputError
+	switch {
+	case errors.As(err, &bad):
+		n.met.interactions.WithLabelValues("invalid").Inc()
+		n.dropIfNew(s, created)
+		v, perr := n.pageView(ctx, s.run, false)
+		if perr != nil {
+			n.serverError(w, r, id, perr)
+			return
+		}
+		v.Page.Reject(bad)
+		n.ui.render(w, r, http.StatusUnprocessableEntity, v)
+		return
+	case errors.Is(err, model.ErrStaleInteraction), errors.Is(err, model.ErrFinished):
+		// A back button, a double submit, or a retry of an interaction
+		// that was applied: never apply it again; show where the session is.
+		n.met.interactions.WithLabelValues("stale").Inc()
+		n.respond(w, r, s, true)
+		return
+	case err != nil:
+		n.met.interactions.WithLabelValues("error").Inc()
+		n.dropIfNew(s, created)
+		n.serverError(w, r, id, err)
+		return
+	}
+
+	if !n.replicate(ctx, w, r, s, next, created) {
+		return
+	}
+	s.run, s.last = next, time.Now()
+	if next.Finished() && s.finished.IsZero() {
+		s.finished = s.last
+	}
+	n.met.interactions.WithLabelValues("ok").Inc()
+	n.met.interactionSeconds.Observe(time.Since(start).Seconds())
+	n.log.Debug("interaction", "session", id, "seq", next.Seq(), "took", time.Since(start))
+	n.respond(w, r, s, false)
+}
+
+// replicate publishes the new state and reports whether the interaction may
+// be answered. On false it has answered the request itself.
+func (n *Node) replicate(ctx context.Context, w http.ResponseWriter, r *http.Request, s *session, next *model.Run, created bool) bool {
+	switch n.cfg.Replication {
+	case Off:
+		return true
+	case Async:
+		if err := n.pub.PublishAsync(ctx, next.Session()); err != nil {
+			n.dropIfNew(s, created)
+			n.unavailable(w, r, UnavailableBroker, "We could not save your answer. Please try again.")
+			return false
+		}
+		return true
+	}
+	n.fault("before-publish")
+	t0 := time.Now()
+	ack, err := n.pub.Publish(ctx, next.Session())
+	n.met.publishSeconds.Observe(time.Since(t0).Seconds())
+	var div *publisher.DivergedError
+	switch {
+	case err == nil:
+		if ack.Over != 0 {
+			n.met.fencedOver.Inc()
+		}
+	case errors.As(err, &div):
+		// An earlier attempt of this node's landed after all: the session
+		// follows the stream. The submission is not applied again.
+		run, merr := n.materialize(ctx, div.Stored)
+		if merr != nil {
+			n.sessions.remove(s)
+			n.serverError(w, r, s.id, merr)
+			return false
+		}
+		s.run = run
+		n.met.interactions.WithLabelValues("diverged").Inc()
+		n.respond(w, r, s, true)
+		return false
+	case errors.Is(err, publisher.ErrFenced):
+		n.met.fenced.Inc()
+		n.sessions.remove(s)
+		n.log.Error("session fenced: another node owns it", "session", s.id, "err", err)
+		n.unavailable(w, r, UnavailableLease, "This server is no longer in charge of your application.")
+		return false
+	default:
+		n.met.interactions.WithLabelValues("not_replicated").Inc()
+		n.dropIfNew(s, created)
+		n.log.Warn("interaction not replicated", "session", s.id, "seq", next.Seq(), "err", err)
+		n.unavailable(w, r, UnavailableBroker, "We could not save your answer. Please try again.")
+		return false
+	}
+	n.met.snapshotBytes.Observe(float64(ack.Bytes))
+	n.fault("after-publish")
+	// The snapshot is stored. Answer only while the lease holds: a node
+	// whose lease lapsed may already have been replaced, and the new
+	// primary answers the retry.
+	if !n.member.Valid() {
+		n.unavailable(w, r, UnavailableLease, "This server cannot confirm it is in charge right now.")
+		return false
+	}
+	return true
+}
+
+func (n *Node) dropIfNew(s *session, created bool) {
+	if created {
+		n.sessions.remove(s)
+	}
+}
+
+func (n *Node) respond(w http.ResponseWriter, r *http.Request, s *session, stale bool) {
+	v, err := n.pageView(r.Context(), s.run, stale)
+	if err != nil {
+		n.serverError(w, r, s.id, err)
+		return
+	}
+	n.ui.render(w, r, http.StatusOK, v)
+}
+
+func (n *Node) checkCSRF(r *http.Request, id model.SessionID) bool {
+	got := r.PostForm.Get("_csrf")
+	if got == "" {
+		got = r.Header.Get(HeaderCSRF)
+	}
+	return hmac.Equal([]byte(got), []byte(n.csrf(id)))
+}
+
+// errStart* say why a new session was refused.
+var (
+	errCapacity = errors.New("session cap reached")
+	errRate     = errors.New("too many new sessions from this client")
+	errExpired  = errors.New("session expired")
+)
+
+// acquireOrStart returns the session locked, starting it when the
+// interaction is a session's first (sequence 0) and it does not exist yet.
+func (n *Node) acquireOrStart(ctx context.Context, r *http.Request, id model.SessionID, seq uint64) (*session, bool, error) {
+	s, err := n.acquire(ctx, id)
+	if err == nil {
+		return s, false, nil
+	}
+	if !errors.Is(err, errNoSession) {
+		return nil, false, err
+	}
+	if seq != 0 {
+		return nil, false, errExpired
+	}
+	if n.liveSessions() >= n.cfg.MaxSessions {
+		return nil, false, errCapacity
+	}
+	if !n.limiter.allow(clientAddr(r), time.Now()) {
+		return nil, false, errRate
+	}
+	run, err := n.eng.Start(ctx, model.Begin{Session: id, App: n.defaultApp(), Now: time.Now(), Node: n.cfg.Node, Epoch: n.epoch.Load()})
+	if err != nil {
+		return nil, false, err
+	}
+	for {
+		s = n.sessions.get(id, true)
+		s.mu.Lock()
+		if s.gone {
+			s.mu.Unlock()
+			continue
+		}
+		if s.run != nil {
+			return s, false, nil // a concurrent first interaction created it
+		}
+		s.run, s.last = run, time.Now()
+		return s, true, nil
+	}
+}
+
+func (n *Node) refuseStart(w http.ResponseWriter, r *http.Request, id model.SessionID, err error) {
+	switch {
+	case errors.Is(err, errExpired):
+		n.met.interactions.WithLabelValues("expired").Inc()
+		n.setCookie(w, r, newID())
+		n.fail(w, r, http.StatusGone, "Your session has ended", "It was finished or unused for too long. You can start a new application.", true)
+	case errors.Is(err, errCapacity):
+		n.unavailable(w, r, UnavailableCapacity, "We are very busy right now. Please try again in a few minutes.")
+	case errors.Is(err, errRate):
+		n.met.interactions.WithLabelValues("rate_limited").Inc()
+		w.Header().Set("Retry-After", "30")
+		n.fail(w, r, http.StatusTooManyRequests, "Too many new applications", "Please wait a little before starting another one.", false)
+	default:
+		n.serverError(w, r, id, err)
+	}
+}
+
+func (n *Node) liveSessions() int {
+	live := n.sessions.len()
+	if n.sub != nil {
+		live = max(live, n.sub.Len())
+	}
+	return live
+}
+
+func (n *Node) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	w.Write([]byte("ok\n"))
+}
+
+// readyz is ready when the node is connected and, as a primary, holds a
+// valid lease, or, as a hot backup, has caught up with the stream.
+func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
+	ready, why := n.ready()
+	w.Header().Set("Content-Type", "application/json")
+	if !ready {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	json.NewEncoder(w).Encode(map[string]any{"ready": ready, "reason": why})
+}
+
+func (n *Node) ready() (bool, string) {
+	switch {
+	case !n.started.Load():
+		return false, "connecting to NATS"
+	case !n.nc.IsConnected():
+		return false, "disconnected from NATS"
+	case n.draining.Load():
+		return false, "handing over"
+	case n.serving.Load():
+		if n.cfg.Replication != Off && !n.member.Valid() {
+			return false, "primary without a valid lease"
+		}
+		return true, "primary"
+	case n.sub != nil && !n.sub.CaughtUp():
+		return false, "catching up"
+	}
+	return true, "backup"
+}
+
+// Status describes the node for operators.
+type Status struct {
+	Node     string `json:"node"`
+	Role     string `json:"role"`
+	Epoch    uint64 `json:"epoch"`
+	Ready    bool   `json:"ready"`
+	Reason   string `json:"reason"`
+	Sessions int    `json:"sessions"`
+	Held     int    `json:"held"`
+	Lag      uint64 `json:"lag"`
+	Lease    bool   `json:"lease_valid"`
+}
+
+func (n *Node) status() Status {
+	ready, why := n.ready()
+	st := Status{Node: n.cfg.Node, Role: "backup", Ready: ready, Reason: why, Sessions: n.sessions.len()}
+	if n.serving.Load() {
+		st.Role, st.Epoch = "primary", n.epoch.Load()
+	}
+	if !n.started.Load() {
+		return st // the parts below are being set up
+	}
+	if n.sub != nil {
+		st.Held, st.Lag = n.sub.Len(), n.sub.Lag()
+	}
+	st.Lease = n.member.Valid()
+	return st
+}
+
+func (n *Node) statusz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(n.status())
+}

@@ -1,0 +1,92 @@
+package node
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the node's Prometheus metrics, in a registry of its own so
+// that several nodes can run in one process (tests).
+type metrics struct {
+	reg                *prometheus.Registry
+	interactions       *prometheus.CounterVec
+	interactionSeconds prometheus.Histogram
+	publishSeconds     prometheus.Histogram
+	snapshotBytes      prometheus.Histogram
+	unavailable        *prometheus.CounterVec
+	ended              *prometheus.CounterVec
+	failovers          prometheus.Counter
+	fenced             prometheus.Counter
+	fencedOver         prometheus.Counter
+	quarantined        prometheus.Counter
+	asyncErrors        prometheus.Counter
+}
+
+func newMetrics(n *Node) *metrics {
+	reg := prometheus.NewRegistry()
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+	m := &metrics{reg: reg}
+	m.interactions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "understudy_interactions_total",
+		Help: "Interactions by result: ok, invalid, stale, diverged, not_replicated, expired, csrf, rate_limited, too_large, bad_session, error."}, []string{"result"})
+	m.interactionSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "understudy_interaction_seconds",
+		Help: "Time to handle an interaction that was answered, replication included.", Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16)})
+	m.publishSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "understudy_publish_seconds",
+		Help: "Time from publishing a snapshot to its JetStream ack.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)})
+	m.snapshotBytes = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "understudy_snapshot_bytes",
+		Help: "Size of published snapshots.", Buckets: prometheus.ExponentialBuckets(256, 2, 12)})
+	m.unavailable = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "understudy_unavailable_total",
+		Help: "Requests answered 503, by reason: backup, draining, lease, broker, capacity."}, []string{"reason"})
+	m.ended = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "understudy_sessions_ended_total",
+		Help: "Sessions ended with a tombstone, by why: finished, idle."}, []string{"why"})
+	m.failovers = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_promotions_total", Help: "Times this node became the primary."})
+	m.fenced = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_fenced_total", Help: "Publishes refused because another node owns the session, and demotions."})
+	m.fencedOver = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_published_over_fenced_total", Help: "Publishes that replaced a fenced snapshot."})
+	m.quarantined = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_quarantined_total", Help: "Snapshots that could not be used: corrupt, unknown application or step."})
+	m.asyncErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_async_publish_errors_total", Help: "Async publishes that failed."})
+	for _, c := range []prometheus.Collector{m.interactions, m.interactionSeconds, m.publishSeconds, m.snapshotBytes,
+		m.unavailable, m.ended, m.failovers, m.fenced, m.fencedOver, m.quarantined, m.asyncErrors} {
+		f(c)
+	}
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "understudy_sessions", Help: "Live sessions held in memory by this primary."},
+		func() float64 { return float64(n.sessions.len()) }))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "understudy_held_sessions", Help: "Sessions whose newest snapshot this node holds."},
+		func() float64 {
+			if !n.started.Load() || n.sub == nil {
+				return 0
+			}
+			return float64(n.sub.Len())
+		}))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "understudy_replication_lag", Help: "Messages of the session stream not yet handled by this node."},
+		func() float64 {
+			if !n.started.Load() || n.sub == nil {
+				return 0
+			}
+			return float64(n.sub.Lag())
+		}))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "understudy_lease_age_seconds", Help: "Since the group's last lease renewal was seen here."},
+		func() float64 {
+			if !n.started.Load() {
+				return 0
+			}
+			return n.member.LeaseAge().Seconds()
+		}))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "understudy_primary", Help: "1 while this node serves as the primary."},
+		func() float64 {
+			if n.serving.Load() {
+				return 1
+			}
+			return 0
+		}))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "understudy_epoch", Help: "The epoch this node serves at (0 as a backup)."},
+		func() float64 { return float64(n.epoch.Load()) }))
+	f(collectors.NewGoCollector())
+	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}

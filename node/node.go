@@ -1,0 +1,332 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"understudy/broker"
+	"understudy/group"
+	"understudy/model"
+	"understudy/publisher"
+	"understudy/snapshot"
+	"understudy/subscriber"
+)
+
+// Node is a serving node: a primary, or a backup that serves once it is
+// promoted. Build one with New and run it with Run.
+type Node struct {
+	cfg Config
+	eng *model.Engine
+	log *slog.Logger
+	met *metrics
+	ui  *ui
+
+	// Set up by Run.
+	nc     *nats.Conn
+	stream jetstream.Stream
+	pub    *publisher.Publisher
+	sub    *subscriber.Subscriber // nil for a cold standby
+	reader *subscriber.Reader
+	member *group.Member
+
+	serving  atomic.Bool // promoted (or claimed) and not handing over
+	draining atomic.Bool // handing over: refuse new interactions
+	epoch    atomic.Uint64
+	started  atomic.Bool // connected and joined
+
+	sessions *table
+	limiter  *limiter
+	inflight gate // interactions being handled
+
+	listener net.Listener
+	httpSrv  *http.Server
+}
+
+// New returns a node that runs the applications of reg, resolving entities
+// with res (nil when the applications use none). It does no I/O.
+func New(cfg Config, reg *model.Registry, res model.Resolver) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	n := &Node{
+		cfg: cfg, eng: model.NewEngine(reg, res), log: cfg.Logger.With("node", cfg.Node),
+		sessions: newTable(), limiter: newLimiter(cfg.NewPerMinute),
+	}
+	n.met = newMetrics(n)
+	ui, err := newUI(cfg.Templates)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n.ui = ui
+	return n, nil
+}
+
+// Listen opens the HTTP listener, so a caller (a test, a supervisor) knows
+// the address before Run. Run calls it if the caller did not.
+func (n *Node) Listen() (net.Addr, error) {
+	if n.listener != nil {
+		return n.listener.Addr(), nil
+	}
+	ln, err := net.Listen("tcp", n.cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: listen %s: %w", n.cfg.Node, n.cfg.Listen, err)
+	}
+	n.listener = ln
+	if n.cfg.Address == "" {
+		scheme := "http://"
+		if n.cfg.TLSCert != "" {
+			scheme = "https://"
+		}
+		n.cfg.Address = scheme + ln.Addr().String()
+	}
+	return ln.Addr(), nil
+}
+
+// Run connects to NATS, joins the group, serves HTTP, and claims the group
+// when started as primary. It returns when ctx ends, after handing over
+// gracefully: in-flight interactions finish, the lease is released so a
+// backup claims at once, and everything is closed.
+func (n *Node) Run(ctx context.Context) error {
+	if _, err := n.Listen(); err != nil {
+		return err
+	}
+	n.httpSrv = &http.Server{
+		Handler:           n.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+	}
+	httpErr := make(chan error, 1)
+	go func() {
+		var err error
+		if n.cfg.TLSCert != "" {
+			n.httpSrv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			err = n.httpSrv.ServeTLS(n.listener, n.cfg.TLSCert, n.cfg.TLSKey)
+		} else {
+			err = n.httpSrv.Serve(n.listener)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			httpErr <- err
+		}
+		close(httpErr)
+	}()
+	n.log.Info("listening", "addr", n.listener.Addr().String(), "address", n.cfg.Address, "role", n.cfg.Role, "replication", n.cfg.Replication)
+
+	err := n.join(ctx)
+	if err == nil {
+		select {
+		case <-ctx.Done():
+		case err = <-httpErr:
+			err = fmt.Errorf("node %s: http: %w", n.cfg.Node, err)
+		}
+	}
+	n.shutdown()
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// join connects to NATS (retrying until it answers), provisions the stream
+// and bucket, starts replication and the group membership, and claims the
+// group when started as primary.
+func (n *Node) join(ctx context.Context) error {
+	nc, err := broker.Connect(ctx, n.cfg.NATS)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", n.cfg.Node, err)
+	}
+	n.nc = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", n.cfg.Node, err)
+	}
+	var kv jetstream.KeyValue
+	if err := retry(ctx, n.log, "provision the stream and bucket", func() error {
+		if n.stream, err = broker.EnsureStream(ctx, js, n.cfg.Stream); err != nil {
+			return err
+		}
+		kv, err = broker.EnsureBucket(ctx, js, n.cfg.Bucket)
+		return err
+	}); err != nil {
+		return fmt.Errorf("node %s: %w", n.cfg.Node, err)
+	}
+
+	fence := &lateFence{}
+	n.pub = publisher.New(js, n.stream, publisher.Config{
+		Subjects: n.cfg.Subjects, Node: n.cfg.Node, Fence: fence, Logger: n.log,
+		OnAsyncError: func(err error) { n.met.asyncErrors.Inc(); n.log.Error("async publish", "err", err) },
+	})
+	subCfg := subscriber.Config{
+		Subjects: n.cfg.Subjects, Fence: fence, Logger: n.log,
+		OnQuarantine: func(id model.SessionID, err error) { n.met.quarantined.Inc() },
+	}
+	n.reader = subscriber.NewReader(n.stream, subCfg)
+	hooks := group.Hooks{
+		Promote:  n.promote,
+		Demote:   n.demote,
+		Progress: n.progress,
+	}
+	if !n.cfg.Cold {
+		n.sub = subscriber.New(js, n.stream, subCfg)
+		hooks.Drain = n.sub.DrainTo
+		hooks.Claims = func(snapshot.Claims) {
+			go func() {
+				if err := n.sub.Refence(context.Background()); err != nil {
+					n.log.Error("refence held snapshots", "err", err)
+				}
+			}()
+		}
+	}
+	gcfg := n.cfg.Group
+	gcfg.Address = n.cfg.Address
+	n.member = group.New(nc, kv, n.stream, gcfg, hooks)
+	fence.f = n.member.Fence()
+
+	if n.sub != nil {
+		if err := n.sub.Start(ctx); err != nil {
+			return fmt.Errorf("node %s: %w", n.cfg.Node, err)
+		}
+	}
+	if err := n.member.Start(ctx); err != nil {
+		return fmt.Errorf("node %s: %w", n.cfg.Node, err)
+	}
+	n.started.Store(true)
+	go n.sweep(ctx)
+
+	if n.cfg.Role != RolePrimary {
+		n.log.Info("running as a backup", "cold", n.cfg.Cold)
+		return nil
+	}
+	if n.sub != nil {
+		if err := n.sub.WaitCaughtUp(ctx); err != nil {
+			return fmt.Errorf("node %s: catch up: %w", n.cfg.Node, err)
+		}
+	}
+	if err := n.member.Claim(ctx); err != nil {
+		if errors.Is(err, group.ErrHeld) {
+			n.log.Warn("started as primary, running as a backup", "reason", err)
+			return nil
+		}
+		return fmt.Errorf("node %s: %w", n.cfg.Node, err)
+	}
+	return nil
+}
+
+// lateFence lets the publisher and subscriber be built before the member
+// whose claims they judge by.
+type lateFence struct{ f snapshot.Fence }
+
+func (l *lateFence) Fenced(epoch, seq uint64) bool {
+	if l.f == nil {
+		return false
+	}
+	return l.f.Fenced(epoch, seq)
+}
+
+// promote is called when this node has claimed the group.
+func (n *Node) promote(ctx context.Context, p group.Promotion) (int, error) {
+	n.fault("promote")
+	n.epoch.Store(p.Epoch)
+	n.sessions.clear() // whatever was live before belongs to an older epoch
+	n.serving.Store(true)
+	n.met.failovers.Inc()
+	held := 0
+	if n.sub != nil {
+		held = n.sub.Len()
+	}
+	go n.adoptAll(p.Epoch)
+	return held, nil
+}
+
+func (n *Node) fault(point string) {
+	if n.cfg.Fault != nil {
+		n.cfg.Fault(point)
+	}
+}
+
+// demote is called when this node stops being the primary.
+func (n *Node) demote(err error) {
+	n.serving.Store(false)
+	n.sessions.clear()
+	if err != nil {
+		n.met.fenced.Inc()
+	}
+}
+
+func (n *Node) progress() (uint64, int, bool) {
+	if n.sub == nil {
+		return 0, 0, true
+	}
+	return n.sub.Lag(), n.sub.Len(), n.sub.CaughtUp()
+}
+
+// shutdown hands over and closes everything.
+func (n *Node) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n.draining.Store(true)
+	select {
+	case <-n.inflight.close():
+	case <-ctx.Done():
+		n.log.Warn("interactions still in flight at shutdown")
+	}
+	if n.pub != nil {
+		if err := n.pub.Close(ctx); err != nil {
+			n.log.Error("close publisher", "err", err)
+		}
+	}
+	if n.member != nil {
+		if n.member.Role() == group.Primary {
+			if err := n.member.Release(ctx); err != nil {
+				n.log.Error("release the group", "err", err)
+			} else {
+				n.log.Info("released the group")
+			}
+		}
+		n.member.Close(ctx)
+	}
+	if n.httpSrv != nil {
+		n.httpSrv.Shutdown(ctx)
+	}
+	if n.sub != nil {
+		n.sub.Close(ctx)
+	}
+	if n.nc != nil {
+		n.nc.Drain()
+	}
+}
+
+// retry runs fn until it succeeds or ctx ends, with backoff, logging each
+// failure.
+func retry(ctx context.Context, log *slog.Logger, what string, fn func() error) error {
+	wait := 100 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		log.Warn("retrying", "what", what, "err", err, "in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
+		case <-t.C:
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
