@@ -1,0 +1,90 @@
+package gateway
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"understudy/broker"
+	"understudy/group"
+)
+
+// Defaults for Config.
+const (
+	DefaultMaxBody     = 1 << 20
+	DefaultWaitFor     = 15 * time.Second
+	DefaultHealthEvery = 250 * time.Millisecond
+	DefaultHealthFails = 3
+	DefaultAttempt     = 30 * time.Second
+)
+
+// Config configures a Gateway.
+type Config struct {
+	// Subjects and Group say which group to route to.
+	Subjects broker.Subjects
+	Group    string
+	// Lease is the group's lease; the gateway signals a failover when no
+	// renewal has been seen for Lease plus Margin. Defaults as in package
+	// group.
+	Lease  time.Duration
+	Margin time.Duration
+	// MaxBody bounds the request body buffered for a retry; larger bodies
+	// are refused (413). Default DefaultMaxBody.
+	MaxBody int64
+	// WaitFor bounds how long a request waits for a failover to finish
+	// before it fails with 503. Default DefaultWaitFor.
+	WaitFor time.Duration
+	// Attempt bounds one attempt at the owner. Default DefaultAttempt.
+	Attempt time.Duration
+	// HealthEvery is how often the owner's /healthz is checked, and
+	// HealthFails how many failures in a row count as dead. Defaults
+	// DefaultHealthEvery and DefaultHealthFails; HealthEvery < 0 turns
+	// health checks off.
+	HealthEvery time.Duration
+	HealthFails int
+	// Logger receives failovers and warnings. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if err := broker.ValidToken(c.Group); err != nil {
+		return fmt.Errorf("gateway: group: %w", err)
+	}
+	if c.MaxBody < 1 || c.WaitFor <= 0 || c.Attempt <= 0 || c.HealthFails < 1 {
+		return fmt.Errorf("gateway: max body, wait, attempt and health fails must be positive")
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Group == "" {
+		c.Group = group.DefaultGroup
+	}
+	if c.Lease == 0 {
+		c.Lease = group.DefaultLease
+	}
+	if c.Margin == 0 {
+		c.Margin = c.Lease / 6
+	}
+	if c.MaxBody == 0 {
+		c.MaxBody = DefaultMaxBody
+	}
+	if c.WaitFor == 0 {
+		c.WaitFor = DefaultWaitFor
+	}
+	if c.Attempt == 0 {
+		c.Attempt = DefaultAttempt
+	}
+	if c.HealthEvery == 0 {
+		c.HealthEvery = DefaultHealthEvery
+	}
+	if c.HealthFails == 0 {
+		c.HealthFails = DefaultHealthFails
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}

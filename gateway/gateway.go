@@ -1,0 +1,486 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"understudy/group"
+)
+
+// Gateway routes a group's traffic to its owner and carries requests
+// across failovers. It is an http.Handler.
+type Gateway struct {
+	cfg   Config
+	log   *slog.Logger
+	nc    *nats.Conn
+	mon   *group.Monitor
+	proxy *httputil.ReverseProxy
+	tr    *http.Transport
+	met   *metrics
+
+	mu      sync.Mutex
+	running map[string]*failover // by "node@epoch": one signal per failure
+	learned group.Entry          // the newest owner a failover reply named
+	nobody  bool                 // warned that no backup is left
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// failover is one failover signal in flight, shared by every request that
+// noticed the failure.
+type failover struct {
+	done chan struct{}
+	rep  group.FailoverReply
+	err  error
+}
+
+// New returns a gateway over the group's bucket. It does no I/O; Start
+// begins watching the group.
+func New(nc *nats.Conn, kv jetstream.KeyValue, cfg Config) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	g := &Gateway{
+		cfg: cfg, log: cfg.Logger, nc: nc,
+		mon:     group.NewMonitor(nc, kv, group.MonitorConfig{Subjects: cfg.Subjects, Group: cfg.Group, Logger: cfg.Logger}),
+		running: map[string]*failover{},
+		tr: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+		},
+	}
+	g.met = newMetrics(g)
+	g.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetXForwarded()
+			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "owner" // the transport picks the owner per attempt
+		},
+		Transport:     &retrying{g},
+		FlushInterval: -1,
+		ErrorHandler:  g.proxyError,
+		ErrorLog:      slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	return g, nil
+}
+
+// Start watches the group and begins failure detection.
+func (g *Gateway) Start(ctx context.Context) error {
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	if err := g.mon.Start(ctx); err != nil {
+		return err
+	}
+	g.wg.Add(2)
+	go g.watchLease()
+	go g.checkHealth()
+	return nil
+}
+
+// Close stops the gateway's background work.
+func (g *Gateway) Close() {
+	if g.cancel != nil {
+		g.cancel()
+	}
+	g.wg.Wait()
+	g.mon.Close()
+	g.tr.CloseIdleConnections()
+}
+
+// Monitor returns the gateway's view of the group.
+func (g *Gateway) Monitor() *group.Monitor { return g.mon }
+
+// ServeHTTP serves the gateway's own endpoints and proxies everything else.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/healthz":
+		w.Write([]byte("ok\n"))
+		return
+	case "/metrics":
+		g.met.handler().ServeHTTP(w, r)
+		return
+	case "/understudy/group":
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(g.mon.Status(3 * time.Second))
+		return
+	}
+	start := time.Now()
+	if r.ContentLength > g.cfg.MaxBody {
+		g.refuse(w, r, http.StatusRequestEntityTooLarge, "too_large", "The request is larger than this service accepts.")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			g.refuse(w, r, http.StatusRequestEntityTooLarge, "too_large", "The request is larger than this service accepts.")
+			return
+		}
+		g.refuse(w, r, http.StatusBadRequest, "bad_body", "The request could not be read.")
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, body))
+	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+	g.proxy.ServeHTTP(rec, r)
+	g.met.requests.WithLabelValues(fmt.Sprint(rec.code)).Inc()
+	g.met.requestSeconds.Observe(time.Since(start).Seconds())
+}
+
+type bodyKey struct{}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, code int, reason, msg string) {
+	g.met.requests.WithLabelValues(fmt.Sprint(code)).Inc()
+	w.Header().Set("Understudy-Unavailable", "gateway")
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	if wantsJSON(r) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(map[string]string{"error": msg, "reason": reason})
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	fmt.Fprintf(w, "<!doctype html><title>%s</title><p>%s</p>\n", http.StatusText(code), msg)
+}
+
+func wantsJSON(r *http.Request) bool {
+	return bytes.Contains([]byte(r.Header.Get("Accept")), []byte("application/json"))
+}
+
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		return // the client went away
+	}
+	g.log.Warn("request failed", "path", r.URL.Path, "err", err)
+	g.refuse(w, r, http.StatusServiceUnavailable, "unavailable", "The service is unavailable right now. Please try again in a moment.")
+}
+
+// retrying is the proxy's transport: it sends each attempt to the owner of
+// the moment and retries what can be retried.
+type retrying struct{ g *Gateway }
+
+var errNoOwner = errors.New("no primary available")
+
+func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
+	g := t.g
+	body, _ := req.Context().Value(bodyKey{}).([]byte)
+	deadline := time.Now().Add(g.cfg.WaitFor)
+	for attempt := 0; ; attempt++ {
+		owner, err := g.route(req.Context(), deadline)
+		if err != nil {
+			return nil, err
+		}
+		target, err := url.Parse(owner.Address)
+		if err != nil || target.Host == "" {
+			return nil, fmt.Errorf("owner %s has address %q: %w", owner.Owner, owner.Address, errNoOwner)
+		}
+		resp, retry, err := g.attempt(req, body, owner, target)
+		if !retry {
+			return resp, err
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = errNoOwner
+			}
+			return nil, fmt.Errorf("gave up after %d attempts: %w", attempt+1, err)
+		}
+		g.met.retries.Inc()
+	}
+}
+
+// attempt sends the request to owner once. It reports whether to retry.
+func (g *Gateway) attempt(req *http.Request, body []byte, owner group.Entry, target *url.URL) (*http.Response, bool, error) {
+	ctx, cancel := context.WithTimeout(req.Context(), g.cfg.Attempt)
+	// A request waiting on an owner that is replaced (a paused primary) is
+	// abandoned and retried on the new one: the interaction sequence
+	// makes that safe even if the old owner applied it.
+	changed := g.mon.Changed()
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case <-changed:
+			if cur, ok := g.owner(); !ok || cur.Owner != owner.Owner || cur.Epoch != owner.Epoch {
+				cancel()
+			}
+		case <-stop:
+		case <-ctx.Done():
+		}
+	}()
+	out := req.Clone(ctx)
+	out.URL.Scheme, out.URL.Host, out.Host = target.Scheme, target.Host, target.Host
+	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	out.ContentLength = int64(len(body))
+	resp, err := g.tr.RoundTrip(out)
+	close(stop)
+	if err != nil {
+		cancel()
+		switch {
+		case req.Context().Err() != nil:
+			return nil, false, err // the client went away
+		case refused(err):
+			g.failed(owner, group.ReasonUnreachable)
+		default:
+			// Reset, timed out, or abandoned because the owner changed.
+			if cur, ok := g.owner(); ok && cur.Owner == owner.Owner && cur.Epoch == owner.Epoch {
+				g.failed(owner, group.ReasonLease)
+			}
+		}
+		g.log.Debug("attempt failed", "owner", owner.Owner, "epoch", owner.Epoch, "err", err)
+		return nil, true, err
+	}
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		switch resp.Header.Get("Understudy-Unavailable") {
+		case "backup", "draining", "lease":
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			cancel()
+			if resp.Header.Get("Understudy-Unavailable") != "draining" {
+				g.failed(owner, group.ReasonLease)
+			}
+			g.waitChange(req.Context(), owner, time.Now().Add(g.cfg.Lease+g.cfg.Margin))
+			return nil, true, fmt.Errorf("%s answered 503 %s", owner.Owner, resp.Header.Get("Understudy-Unavailable"))
+		}
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, false, nil
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+// refused reports a connection the owner's host refused: nothing listens,
+// the process is gone.
+func refused(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// owner returns the group's owner: the newer of what the monitor shows and
+// what a failover reply named.
+func (g *Gateway) owner() (group.Entry, bool) {
+	e, ok := g.mon.Owner()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.learned.Epoch > e.Epoch {
+		return g.learned, true
+	}
+	return e, ok
+}
+
+// route returns the owner to send a request to, waiting (until deadline)
+// while there is none or a failover of it is in flight.
+func (g *Gateway) route(ctx context.Context, deadline time.Time) (group.Entry, error) {
+	for {
+		e, ok := g.owner()
+		var wait <-chan struct{}
+		if ok && !e.Released && e.Address != "" {
+			g.mu.Lock()
+			f := g.running[key(e)]
+			g.mu.Unlock()
+			if f == nil {
+				return e, nil
+			}
+			wait = f.done
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return e, fmt.Errorf("waited %v: %w", g.cfg.WaitFor, errNoOwner)
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-g.mon.Changed():
+		case <-wait:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return e, ctx.Err()
+		}
+		t.Stop()
+	}
+}
+
+// waitChange waits until the owner is no longer owner (at its epoch), or
+// until deadline.
+func (g *Gateway) waitChange(ctx context.Context, owner group.Entry, deadline time.Time) {
+	for {
+		cur, ok := g.owner()
+		if !ok || cur.Owner != owner.Owner || cur.Epoch != owner.Epoch || cur.Released != owner.Released {
+			return
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-g.mon.Changed():
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func key(e group.Entry) string { return fmt.Sprintf("%s@%d", e.Owner, e.Epoch) }
+
+// failed starts a failover of owner, unless one is in flight. It does not
+// wait: requests wait in route.
+func (g *Gateway) failed(owner group.Entry, reason string) {
+	k := key(owner)
+	g.mu.Lock()
+	if _, ok := g.running[k]; ok || g.learned.Epoch > owner.Epoch {
+		g.mu.Unlock()
+		return
+	}
+	f := &failover{done: make(chan struct{})}
+	g.running[k] = f
+	g.mu.Unlock()
+
+	detected := time.Now()
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		ctx, cancel := context.WithTimeout(g.ctx, g.cfg.WaitFor)
+		defer cancel()
+		g.log.Warn("primary failing: signalling a failover", "owner", owner.Owner, "epoch", owner.Epoch, "reason", reason)
+		g.met.signals.WithLabelValues(reason).Inc()
+		f.rep, f.err = group.Signal(ctx, g.nc, g.cfg.Subjects, group.FailoverRequest{Group: g.cfg.Group, Failed: owner.Owner, Reason: reason})
+		took := time.Since(detected)
+		g.mu.Lock()
+		if f.err == nil && f.rep.Epoch > g.learned.Epoch {
+			g.learned = group.Entry{Epoch: f.rep.Epoch, Owner: f.rep.Node, Address: f.rep.Address}
+		}
+		delete(g.running, k)
+		g.mu.Unlock()
+		close(f.done)
+		switch {
+		case f.err != nil:
+			g.log.Error("failover failed", "owner", owner.Owner, "err", f.err)
+		case f.rep.Epoch > owner.Epoch:
+			g.met.promotionSeconds.Observe(took.Seconds())
+			g.log.Info("failover done", "new_owner", f.rep.Node, "epoch", f.rep.Epoch, "took", took,
+				"promoted_in", f.rep.Took, "fast_path", f.rep.FastPath, "sessions", f.rep.Sessions)
+		default:
+			g.log.Info("primary still owns the group", "owner", f.rep.Node, "epoch", f.rep.Epoch)
+		}
+	}()
+}
+
+// watchLease signals a failover when the owner's renewals stop for a lease
+// plus the margin, so a failover starts even before a request notices.
+func (g *Gateway) watchLease() {
+	defer g.wg.Done()
+	t := time.NewTicker(g.cfg.Lease / 6)
+	defer t.Stop()
+	lastWarn := time.Time{}
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-t.C:
+		}
+		st := g.mon.Status(3 * time.Second)
+		if st.Exists && !st.Released && st.LeaseAge > g.cfg.Lease+g.cfg.Margin {
+			e, _ := g.owner()
+			if e.Epoch == st.Epoch {
+				g.met.detectionSeconds.Observe(st.LeaseAge.Seconds())
+				g.failed(e, group.ReasonLease)
+			}
+		}
+		if st.Exists && st.Backups() == 0 && time.Since(lastWarn) > 30*time.Second {
+			g.log.Warn("the group has no backup left: a failure of the primary would lose service", "owner", st.Owner)
+			lastWarn = time.Now()
+		}
+	}
+}
+
+// checkHealth checks the owner's /healthz and signals a failover after
+// several failures in a row.
+func (g *Gateway) checkHealth() {
+	defer g.wg.Done()
+	if g.cfg.HealthEvery < 0 {
+		return
+	}
+	client := &http.Client{Transport: g.tr, Timeout: max(g.cfg.HealthEvery, 200*time.Millisecond)}
+	t := time.NewTicker(g.cfg.HealthEvery)
+	defer t.Stop()
+	fails, last := 0, ""
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-t.C:
+		}
+		e, ok := g.owner()
+		if !ok || e.Released || e.Address == "" {
+			continue
+		}
+		if key(e) != last {
+			fails, last = 0, key(e)
+		}
+		resp, err := client.Get(e.Address + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				fails = 0
+				continue
+			}
+		}
+		fails++
+		if fails >= g.cfg.HealthFails {
+			reason := group.ReasonLease
+			if err != nil && refused(err) {
+				reason = group.ReasonUnreachable
+			}
+			g.failed(e, reason)
+			fails = 0
+		}
+	}
+}
