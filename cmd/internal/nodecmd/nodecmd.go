@@ -1,0 +1,174 @@
+// Package nodecmd is cmd/primary and cmd/backup: one serving node of the
+// demo application, configured by flags and environment variables. The two
+// commands differ only in the role a node starts in.
+package nodecmd
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"understudy/broker"
+	"understudy/cmd/internal/cli"
+	"understudy/demo"
+	"understudy/entity"
+	"understudy/group"
+	"understudy/node"
+)
+
+// Main runs a node of the demo application until ctx ends or SIGINT or
+// SIGTERM arrives; then it hands over gracefully and returns.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, role node.Role) error {
+	listen := map[node.Role]string{node.RolePrimary: "127.0.0.1:8081", node.RoleBackup: "127.0.0.1:8082"}[role]
+	about := map[node.Role]string{
+		node.RolePrimary: "Serves the demo application as the primary: claims the replication group if it is free\nor its owner's lease lapsed, otherwise runs as a backup.",
+		node.RoleBackup:  "Follows the session stream as a backup and serves the demo application once promoted.",
+	}[role]
+	fs := cli.NewFlagSet(string(role), about, stderr)
+	host, _ := os.Hostname()
+	name := fs.String("node", sanitize(host)+"-"+string(role), "this node's name, unique in the group")
+	fs.StringVar(&listen, "listen", listen, "HTTP listen address")
+	address := fs.String("address", "", "URL gateways reach this node at (default http://<listen>)")
+	natsCfg := cli.NATS(fs, broker.DefaultURL)
+	prefix := fs.String("prefix", broker.DefaultPrefix, "subject and stream prefix")
+	groupName := fs.String("group", group.DefaultGroup, "replication group")
+	lease := fs.Duration("lease", group.DefaultLease, "the primary's lease")
+	fastPath := fs.String("fast-path", "auto", "replace a crashed primary without waiting out its lease: auto (single NATS server only), on, off")
+	replication := fs.String("replication", string(node.Sync), "sync (answer after JetStream's ack), async, or off (no failover)")
+	cold := fs.Bool("cold", false, "cold standby: hold no copies, read sessions from the stream when taking over")
+	maxSessions := fs.Int("max-sessions", node.DefaultMaxSessions, "cap on live sessions; new ones beyond it get 503")
+	perMinute := fs.Int("new-per-minute", node.DefaultNewPerMinute, "new sessions per client address per minute (-1: no limit)")
+	idle := fs.Duration("idle", node.DefaultIdle, "end sessions idle for this long")
+	linger := fs.Duration("finished-linger", node.DefaultFinishedLinger, "keep a finished session's summary this long")
+	db := fs.String("db", "understudy-data/entities.db", "entity database: a SQLite file (shared by the nodes of a machine) or a postgres:// DSN")
+	secretFile := fs.String("secret-file", "", "file with the secret that signs CSRF tokens (the same for every node of the group)")
+	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this certificate file")
+	tlsKey := fs.String("tls-key", "", "key file of -tls-cert")
+	replicas := fs.Int("replicas", 1, "replicas of the stream and bucket if this node creates them (3 on a NATS cluster)")
+	logger := cli.Logging(fs, stdout)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := logger()
+	if err != nil {
+		return err
+	}
+	subjects, err := broker.NewSubjects(*prefix)
+	if err != nil {
+		return err
+	}
+	fp, ok := map[string]group.FastPath{"auto": group.FastPathAuto, "on": group.FastPathOn, "off": group.FastPathOff}[*fastPath]
+	if !ok {
+		return fmt.Errorf("-fast-path %q: auto, on or off", *fastPath)
+	}
+	var secret []byte
+	if *secretFile != "" {
+		if secret, err = os.ReadFile(*secretFile); err != nil {
+			return fmt.Errorf("-secret-file: %w", err)
+		}
+	} else {
+		log.Warn("no -secret-file: CSRF tokens are derived from the session id alone")
+	}
+
+	if !strings.Contains(*db, "://") {
+		if dir := dirOf(*db); dir != "" {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("-db: %w", err)
+			}
+		}
+	}
+	store, err := entity.Open(ctx, entity.Config{DSN: *db, Seed: demo.Entities()})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	natsCfg.Logger = log
+	n, err := node.New(node.Config{
+		Node: *name, Role: role, Listen: listen, Address: *address, NATS: *natsCfg, Subjects: subjects,
+		Stream:      broker.StreamConfig{Replicas: *replicas},
+		Bucket:      broker.BucketConfig{Replicas: *replicas},
+		Group:       group.Config{Group: *groupName, Lease: *lease, FastPath: fp},
+		Replication: node.Replication(*replication), Cold: *cold,
+		MaxSessions: *maxSessions, NewPerMinute: *perMinute, Idle: *idle, FinishedLinger: *linger,
+		Secret: secret, TLSCert: *tlsCert, TLSKey: *tlsKey, Logger: log,
+		Fault: faultFromEnv(log),
+	}, demo.Registry(), store)
+	if err != nil {
+		return err
+	}
+	if _, err := n.Listen(); err != nil {
+		return err
+	}
+	start := time.Now()
+	err = cli.Run(ctx, log, n.Run)
+	log.Info("stopped", "uptime", time.Since(start).Round(time.Millisecond))
+	return err
+}
+
+func dirOf(path string) string {
+	if i := strings.LastIndexAny(path, `/\`); i > 0 {
+		return path[:i]
+	}
+	return ""
+}
+
+// sanitize makes a host name a valid node name.
+func sanitize(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			b.WriteRune(r)
+		}
+	}
+	if b.Len() == 0 {
+		return "node"
+	}
+	return b.String()
+}
+
+// FaultEnv names the environment variable of fault-injection tests:
+// "point:n" kills the process with SIGKILL, as kill -9 would, the n-th time
+// the node reaches point (see node.Config.Fault).
+const FaultEnv = "UNDERSTUDY_FAULT"
+
+func faultFromEnv(log *slog.Logger) func(string) {
+	spec := os.Getenv(FaultEnv)
+	if spec == "" {
+		return nil
+	}
+	point, nth, _ := strings.Cut(spec, ":")
+	n, err := strconv.Atoi(nth)
+	if err != nil || n < 1 {
+		n = 1
+	}
+	var mu sync.Mutex
+	seen := 0
+	log.Warn("fault injection armed", "point", point, "at", n)
+	return func(p string) {
+		if p != point {
+			return
+		}
+		mu.Lock()
+		seen++
+		hit := seen == n
+		mu.Unlock()
+		if hit {
+			log.Warn("fault injection: killing this process", "point", point)
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // never returns
+		}
+	}
+}

@@ -1,0 +1,389 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"understudy/internal/deploy"
+)
+
+var (
+	sessions = flag.Int("e2e.sessions", 50, "concurrent sessions in the kill tests")
+	kills    = flag.Int("e2e.kills", 3, "kills in TestFailoverTime")
+	keep     = flag.Bool("e2e.keep", false, "keep the data and logs of each test")
+)
+
+var bins deploy.Binaries
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "understudy-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	root, err := deploy.ModuleRoot(".")
+	if err == nil {
+		bins, err = deploy.Build(context.Background(), root, dir, os.Stderr)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "build:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// local starts a gateway with embedded NATS and the named nodes: the
+// first a primary, the others backups.
+func local(t *testing.T, nodes ...string) *deploy.Local {
+	t.Helper()
+	dir := t.TempDir()
+	if *keep {
+		dir, _ = os.MkdirTemp("", "understudy-e2e-"+t.Name())
+		t.Logf("data and logs in %s", dir)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l, err := deploy.StartLocal(ctx, deploy.Config{Bin: bins, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		l.Close()
+		if t.Failed() {
+			dumpLogs(t, dir)
+		}
+	})
+	for i, n := range nodes {
+		role := "backup"
+		if i == 0 {
+			role = "primary"
+		}
+		if _, err := l.StartNode(ctx, n, role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitOwner(t, l, nodes[0])
+	return l
+}
+
+func dumpLogs(t *testing.T, dir string) {
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, f := range logs {
+		data, _ := os.ReadFile(f)
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		if len(lines) > 40 {
+			lines = lines[len(lines)-40:]
+		}
+		t.Logf("--- %s (last lines)\n%s", filepath.Base(f), strings.Join(lines, "\n"))
+	}
+}
+
+type groupStatus struct {
+	Epoch   uint64 `json:"epoch"`
+	Owner   string `json:"owner"`
+	Members []struct {
+		Node     string `json:"node"`
+		Role     string `json:"role"`
+		CaughtUp bool   `json:"caught_up"`
+		Gone     bool   `json:"gone"`
+	} `json:"members"`
+}
+
+func status(l *deploy.Local) (groupStatus, error) {
+	var st groupStatus
+	resp, err := http.Get(l.GatewayURL(0) + "/understudy/group")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// waitOwner waits until the gateway routes to node.
+func waitOwner(t *testing.T, l *deploy.Local, node string) groupStatus {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := status(l)
+		if err == nil && st.Owner == node {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("owner is %q, want %s (%v)", st.Owner, node, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the gateway's view
+	}
+}
+
+// load runs n shoppers through the gateway concurrently. kill, if set, runs
+// once when the shoppers have made about a third of their way.
+func load(t *testing.T, base string, n int, during func()) []*shopper {
+	shoppers := make([]*shopper, n)
+	var wg sync.WaitGroup
+	var progress sync.WaitGroup
+	progress.Add(n)
+	for i := range shoppers {
+		s := newShopper(i, base)
+		shoppers[i] = s
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			marked := false
+			mark := func() {
+				if !marked {
+					marked = true
+					progress.Done()
+				}
+			}
+			defer mark()
+			if !s.start() {
+				return
+			}
+			at := 2 + rand.IntN(3)
+			for s.step() {
+				if len(s.history) >= at {
+					mark()
+				}
+			}
+		}()
+	}
+	if during != nil {
+		progress.Wait()
+		during()
+	}
+	wg.Wait()
+	return shoppers
+}
+
+func verify(t *testing.T, shoppers []*shopper) {
+	t.Helper()
+	var errs []string
+	answered := 0
+	for _, s := range shoppers {
+		if len(s.errs) == 0 {
+			s.check()
+		}
+		errs = append(errs, s.errs...)
+		answered += len(s.history)
+	}
+	t.Logf("%d sessions, %d answers acknowledged, %d problems", len(shoppers), answered, len(errs))
+	for i, e := range errs {
+		if i == 20 {
+			t.Errorf("... and %d more", len(errs)-20)
+			break
+		}
+		t.Error(e)
+	}
+}
+
+// TestKillPrimaryUnderLoad: sessions through the gateway; the primary is
+// killed with SIGKILL at a random moment; every session finishes on the
+// backup, with every acknowledged answer in its final state exactly once,
+// and no client sees an error.
+func TestKillPrimaryUnderLoad(t *testing.T) {
+	l := local(t, "node-a", "node-b")
+	shoppers := load(t, l.GatewayURL(0), *sessions, func() {
+		time.Sleep(time.Duration(rand.IntN(200)) * time.Millisecond)
+		l.Nodes["node-a"].Kill()
+		t.Log("killed node-a")
+	})
+	verify(t, shoppers)
+	st := waitOwner(t, l, "node-b")
+	if st.Epoch != 2 {
+		t.Errorf("epoch %d after one failover", st.Epoch)
+	}
+	served := map[string]int{}
+	for _, s := range shoppers {
+		for _, h := range s.history {
+			served[h.Node]++
+		}
+	}
+	t.Logf("answers served by node: %v", served)
+	if served["node-b"] == 0 {
+		t.Error("the backup served nothing: the kill came too late to test anything")
+	}
+}
+
+// TestKillPoints kills the primary at chosen points of an interaction,
+// from inside (UNDERSTUDY_FAULT makes the node SIGKILL itself there).
+func TestKillPoints(t *testing.T) {
+	for _, point := range []string{"before-publish", "after-publish"} {
+		t.Run(point, func(t *testing.T) {
+			dir := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			l, err := deploy.StartLocal(ctx, deploy.Config{Bin: bins, Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				l.Close()
+				if t.Failed() {
+					dumpLogs(t, dir)
+				}
+			})
+			os.Setenv("UNDERSTUDY_FAULT", point+":40")
+			_, err = l.StartNode(ctx, "node-a", "primary")
+			os.Unsetenv("UNDERSTUDY_FAULT")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.StartNode(ctx, "node-b", "backup"); err != nil {
+				t.Fatal(err)
+			}
+			waitOwner(t, l, "node-a")
+			shoppers := load(t, l.GatewayURL(0), *sessions/2, nil)
+			verify(t, shoppers)
+			if ok, _ := l.Nodes["node-a"].Exited(); !ok {
+				t.Fatal("the fault never fired")
+			}
+			waitOwner(t, l, "node-b")
+		})
+	}
+}
+
+// TestKillDuringPromotion: the primary is killed, and the backup that wins
+// the failover is killed during its promotion; a second backup takes over.
+func TestKillDuringPromotion(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l, err := deploy.StartLocal(ctx, deploy.Config{Bin: bins, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		l.Close()
+		if t.Failed() {
+			dumpLogs(t, dir)
+		}
+	})
+	if _, err := l.StartNode(ctx, "node-a", "primary"); err != nil {
+		t.Fatal(err)
+	}
+	// Both backups die when promoted for the first time... except that
+	// only one is: the winner dies, the other takes over.
+	os.Setenv("UNDERSTUDY_FAULT", "promote:1")
+	_, err = l.StartNode(ctx, "node-b", "backup")
+	os.Unsetenv("UNDERSTUDY_FAULT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOwner(t, l, "node-a")
+	shoppers := load(t, l.GatewayURL(0), *sessions/2, func() {
+		// node-c joins now, so that node-b, a backup for longer, is
+		// likelier to be the one that wins, and dies.
+		if _, err := l.StartNode(ctx, "node-c", "backup"); err != nil {
+			t.Error(err)
+		}
+		l.Nodes["node-a"].Kill()
+	})
+	verify(t, shoppers)
+	st, _ := status(l)
+	t.Logf("owner %s at epoch %d", st.Owner, st.Epoch)
+	if st.Owner == "node-a" || st.Owner == "" {
+		t.Fatalf("owner %q", st.Owner)
+	}
+}
+
+// TestFailoverTime kills the primary again and again under light load,
+// restarting each killed node as a backup (a fenced rejoin), and reports
+// the time from each kill to the first successful answer through the
+// gateway from the new primary.
+func TestFailoverTime(t *testing.T) {
+	l := local(t, "node-a", "node-b")
+	ctx := context.Background()
+	stop := make(chan struct{})
+	type answer struct {
+		at   time.Time
+		node string
+	}
+	var mu sync.Mutex
+	var answers []answer
+	var problems []string
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				s := newShopper(1000*i+n, l.GatewayURL(0))
+				if s.start() {
+					for s.step() {
+						mu.Lock()
+						h := s.history[len(s.history)-1]
+						answers = append(answers, answer{h.At.Add(h.Took), h.Node})
+						mu.Unlock()
+					}
+					if len(s.errs) == 0 {
+						s.check()
+					}
+				}
+				mu.Lock()
+				problems = append(problems, s.errs...)
+				mu.Unlock()
+			}
+		}()
+	}
+	var times []time.Duration
+	primary, backup := "node-a", "node-b"
+	for k := range *kills {
+		time.Sleep(300 * time.Millisecond) // some load on the primary first
+		t0 := time.Now()
+		l.Nodes[primary].Kill()
+		var took time.Duration
+		deadline := time.Now().Add(20 * time.Second)
+		for took == 0 && time.Now().Before(deadline) {
+			mu.Lock()
+			for _, a := range answers {
+				if a.node == backup && a.at.After(t0) {
+					took = a.at.Sub(t0)
+					break
+				}
+			}
+			mu.Unlock()
+			time.Sleep(time.Millisecond)
+		}
+		if took == 0 {
+			t.Fatalf("kill %d: no answer from %s within 20s", k+1, backup)
+		}
+		times = append(times, took)
+		waitOwner(t, l, backup)
+		// The killed node comes back as a backup and catches up.
+		if _, err := l.StartNode(ctx, primary, "backup"); err != nil {
+			t.Fatal(err)
+		}
+		primary, backup = backup, primary
+	}
+	close(stop)
+	wg.Wait()
+	slices.Sort(times)
+	t.Logf("failover after kill -9, %d kills: p50 %v, max %v (all: %v)", len(times), times[len(times)/2], times[len(times)-1], times)
+	for i, p := range problems {
+		if i == 20 {
+			break
+		}
+		t.Error(p)
+	}
+}
