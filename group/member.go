@@ -309,7 +309,16 @@ func (m *Member) onSignal(msg *nats.Msg) {
 		return
 	}
 	if m.Role() == Primary {
-		return // the primary does not vote on its own failure: backups judge its lease
+		if req.Failed == m.cfg.Node {
+			return // the primary does not vote on its own failure: backups judge its lease
+		}
+		// A late or duplicate signal about a node this one replaced: the
+		// owner answers at once (its backups may not have seen it claim).
+		m.mu.Lock()
+		data, _ := json.Marshal(m.ownerReply(m.mine))
+		m.mu.Unlock()
+		msg.Respond(data)
+		return
 	}
 	m.wg.Add(1)
 	go func() {
