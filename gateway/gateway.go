@@ -254,10 +254,10 @@ func (g *Gateway) attempt(req *http.Request, body []byte, owner group.Entry, tar
 		switch {
 		case req.Context().Err() != nil:
 			return nil, false, err // the client went away
-		case refused(err):
+		case unreachable(err):
 			g.failed(owner, group.ReasonUnreachable)
 		default:
-			// Reset, timed out, or abandoned because the owner changed.
+			// Timed out, or abandoned because the owner changed.
 			if cur, ok := g.owner(); ok && cur.Owner == owner.Owner && cur.Epoch == owner.Epoch {
 				g.failed(owner, group.ReasonLease)
 			}
@@ -293,10 +293,14 @@ func (c *cancelOnClose) Close() error {
 	return err
 }
 
-// refused reports a connection the owner's host refused: nothing listens,
-// the process is gone.
-func refused(err error) bool {
-	return errors.Is(err, syscall.ECONNREFUSED)
+// unreachable reports an error that says the owner's process is gone: its
+// host refused the connection (nothing listens), or reset or closed it
+// mid-request (the process died with it open). With a single NATS server
+// the backups confirm it and take over without waiting out the lease; a
+// false alarm costs nothing, since they confirm first.
+func unreachable(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // owner returns the group's owner: the newer of what the monitor shows and
@@ -476,7 +480,7 @@ func (g *Gateway) checkHealth() {
 		fails++
 		if fails >= g.cfg.HealthFails {
 			reason := group.ReasonLease
-			if err != nil && refused(err) {
+			if err != nil && unreachable(err) {
 				reason = group.ReasonUnreachable
 			}
 			g.failed(e, reason)

@@ -23,6 +23,7 @@ import (
 var (
 	sessions = flag.Int("e2e.sessions", 50, "concurrent sessions in the kill tests")
 	kills    = flag.Int("e2e.kills", 3, "kills in TestFailoverTime")
+	pauses   = flag.Int("e2e.pauses", 2, "pauses (SIGSTOP past the lease) in TestPauseFailoverTime")
 	keep     = flag.Bool("e2e.keep", false, "keep the data and logs of each test")
 )
 
@@ -307,6 +308,56 @@ func TestKillDuringPromotion(t *testing.T) {
 // the time from each kill to the first successful answer through the
 // gateway from the new primary.
 func TestFailoverTime(t *testing.T) {
+	failoverTimes(t, "kill -9", *kills, func(l *deploy.Local, p *deploy.Process) { p.Kill() },
+		func(ctx context.Context, l *deploy.Local, name string) error {
+			_, err := l.StartNode(ctx, name, "backup") // the killed node comes back as a backup
+			return err
+		})
+}
+
+// TestPauseFailoverTime pauses the primary (SIGSTOP) for longer than its
+// lease under light load; a backup takes over; the paused node, resumed,
+// finds it lost the group and carries on as a backup. It reports the time
+// from each pause to the first answer from the new primary, and checks
+// that the old primary answers nothing once resumed.
+func TestPauseFailoverTime(t *testing.T) {
+	failoverTimes(t, "SIGSTOP", *pauses, func(l *deploy.Local, p *deploy.Process) { p.Pause() },
+		func(ctx context.Context, l *deploy.Local, name string) error {
+			l.Nodes[name].Resume()
+			// Resumed, the old primary must not answer: it serves as a
+			// backup from now on.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				resp, err := http.Get(l.NodeURL(name) + "/understudy/status")
+				if err == nil {
+					var st struct {
+						Role  string `json:"role"`
+						Ready bool   `json:"ready"`
+					}
+					json.NewDecoder(resp.Body).Decode(&st)
+					resp.Body.Close()
+					if st.Role == "backup" && st.Ready {
+						break
+					}
+				}
+				if time.Now().After(deadline) {
+					return fmt.Errorf("%s did not turn into a ready backup after it was resumed", name)
+				}
+				time.Sleep(20 * time.Millisecond) // polling its status
+			}
+			resp, err := http.Get(l.NodeURL(name) + "/")
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				return fmt.Errorf("resumed old primary %s answered %d", name, resp.StatusCode)
+			}
+			return nil
+		})
+}
+
+func failoverTimes(t *testing.T, what string, n int, injure func(*deploy.Local, *deploy.Process), recover func(context.Context, *deploy.Local, string) error) {
 	l := local(t, "node-a", "node-b")
 	ctx := context.Background()
 	stop := make(chan struct{})
@@ -348,10 +399,10 @@ func TestFailoverTime(t *testing.T) {
 	}
 	var times []time.Duration
 	primary, backup := "node-a", "node-b"
-	for k := range *kills {
+	for k := range n {
 		time.Sleep(300 * time.Millisecond) // some load on the primary first
 		t0 := time.Now()
-		l.Nodes[primary].Kill()
+		injure(l, l.Nodes[primary])
 		var took time.Duration
 		deadline := time.Now().Add(20 * time.Second)
 		for took == 0 && time.Now().Before(deadline) {
@@ -366,12 +417,11 @@ func TestFailoverTime(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 		if took == 0 {
-			t.Fatalf("kill %d: no answer from %s within 20s", k+1, backup)
+			t.Fatalf("%s %d: no answer from %s within 20s", what, k+1, backup)
 		}
 		times = append(times, took)
 		waitOwner(t, l, backup)
-		// The killed node comes back as a backup and catches up.
-		if _, err := l.StartNode(ctx, primary, "backup"); err != nil {
+		if err := recover(ctx, l, primary); err != nil {
 			t.Fatal(err)
 		}
 		primary, backup = backup, primary
@@ -379,7 +429,7 @@ func TestFailoverTime(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	slices.Sort(times)
-	t.Logf("failover after kill -9, %d kills: p50 %v, max %v (all: %v)", len(times), times[len(times)/2], times[len(times)-1], times)
+	t.Logf("failover after %s, %d times: p50 %v, max %v (all: %v)", what, len(times), times[len(times)/2], times[len(times)-1], times)
 	for i, p := range problems {
 		if i == 20 {
 			break
