@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html/template"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -380,5 +383,78 @@ func TestPromotedBackupContinuesTheSession(t *testing.T) {
 				t.Fatalf("stream's newest snapshot: epoch %d node %s", st.Epoch, st.Node)
 			}
 		})
+	}
+}
+
+// TestLogsCarryNoAnswers: whatever happens to a session (answers, invalid
+// input, stale submissions), nothing a user typed appears in the logs.
+func TestLogsCarryNoAnswers(t *testing.T) {
+	srv := brokertest.Start(t)
+	var logs strings.Builder
+	var mu sync.Mutex
+	a := start(t, srv, "a", node.RolePrimary, func(c *node.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return logs.Write(p)
+		}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	c := newClient(t, a.url)
+	c.get()
+	secret := url.Values{"name": {"Zebedee Quux"}, "email": {"zq@secret.example"}, "born": {"2020-02-02"}}
+	c.post(secret) // invalid: too young
+	c.answer(1, 0)
+	c.postAt(0, c.page.CSRF, secret) // stale
+	for !c.page.Finished {
+		c.answer(1, 1)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	text := logs.String()
+	if !strings.Contains(text, string(c.page.Session)) {
+		t.Fatal("the logs never name the session: the check below would prove nothing")
+	}
+	for _, typed := range []string{"Zebedee", "zq@secret", "2020-02-02", "Ada Lovelace", "ada@example.com", "4111111111111111", "A. Lovelace"} {
+		if strings.Contains(text, typed) {
+			t.Errorf("the logs carry %q", typed)
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestStepTemplateOverride: a step that names a template is rendered by
+// the application's own template, with the page.
+func TestStepTemplateOverride(t *testing.T) {
+	srv := brokertest.Start(t)
+	tmpl := template.Must(template.New("applicant-page").Parse(`<h1 id="own">{{.Page.StepTitle}} ({{len .Page.Fields}} fields, seq {{.Page.Seq}})</h1>`))
+	reg := model.NewRegistry().MustRegister(model.App("custom", 1,
+		model.Interactive("hello", model.Text("name").Required()).Title("Hello there").Template("applicant-page")))
+	cfg := node.Config{Node: "a", Role: node.RolePrimary, Listen: "127.0.0.1:0", NATS: srv.ClientConfig(t),
+		Templates: tmpl, Logger: brokertest.Logger(t)}
+	n, err := node.New(cfg, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := n.Listen()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	var body string
+	brokertest.WaitFor(t, 20*time.Second, "the custom page", func() bool {
+		resp, err := http.Get("http://" + addr.String() + "/")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return resp.StatusCode == http.StatusOK
+	})
+	if !strings.Contains(body, `<h1 id="own">Hello there (1 fields, seq 0)</h1>`) {
+		t.Fatalf("page: %s", body)
 	}
 }
