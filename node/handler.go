@@ -140,7 +140,7 @@ func (n *Node) pageView(ctx context.Context, run *model.Run, stale bool) (view, 
 	}
 	v := view{Page: pg, CSRF: n.csrf(run.ID()), Stale: stale}
 	if pg.Finished {
-		v.Summary = n.summarize(ctx, run, pg.Values)
+		v.Answers = n.eng.Answers(ctx, run)
 	}
 	return v, nil
 }

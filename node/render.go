@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"understudy/model"
 )
@@ -26,10 +24,7 @@ type ui struct {
 }
 
 func newUI(override *template.Template) (*ui, error) {
-	t, err := template.New("").Funcs(template.FuncMap{
-		"human": human,
-		"inc":   func(i int) int { return i + 1 },
-	}).ParseFS(assets, "templates/*.html")
+	t, err := template.New("").ParseFS(assets, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
@@ -45,20 +40,13 @@ type view struct {
 	Page    *model.Page
 	CSRF    string
 	Stale   bool
-	Summary []item
+	Answers []model.Answered // a finished session's summary
 	// For messages (errors, unavailability):
 	Status  int
 	Title   string
 	Message string
 	Reason  string
 	Restart bool // offer to start again
-}
-
-// item is one line of the summary: a label and a value, or a group.
-type item struct {
-	Label    string
-	Value    string
-	Children []item
 }
 
 // pageJSON is a page's JSON twin.
@@ -117,52 +105,4 @@ func (u *ui) render(w http.ResponseWriter, r *http.Request, status int, v view) 
 		// Headers are gone; the page is cut short. Say so in the log only.
 		fmt.Fprintf(w, "\n<!-- render error -->\n")
 	}
-}
-
-// summarize turns a session's values into labelled lines.
-func (n *Node) summarize(ctx context.Context, run *model.Run, v model.Value) []item {
-	var out []item
-	for _, e := range v.Entries() {
-		out = append(out, n.summaryItem(ctx, run, human(e.Name), e.Value))
-	}
-	return out
-}
-
-func (n *Node) summaryItem(ctx context.Context, run *model.Run, label string, v model.Value) item {
-	switch v.Kind() {
-	case model.KindMap:
-		return item{Label: label, Children: n.summarize(ctx, run, v)}
-	case model.KindList:
-		it := item{Label: label}
-		for i := range v.Len() {
-			it.Children = append(it.Children, n.summaryItem(ctx, run, strconv.Itoa(i+1), v.Index(i)))
-		}
-		return it
-	case model.KindRef:
-		ref, _ := v.Ref()
-		return item{Label: label, Value: n.eng.EntityLabel(ctx, run, ref)}
-	case model.KindBytes:
-		return item{Label: label, Value: "(recorded)"}
-	}
-	return item{Label: label, Value: v.String()}
-}
-
-// human turns a name into a label: "firstName" and "first_name" become
-// "First name".
-func human(name string) string {
-	var b strings.Builder
-	for i, r := range name {
-		switch {
-		case r == '_' || r == '-':
-			b.WriteRune(' ')
-		case i > 0 && unicode.IsUpper(r):
-			b.WriteRune(' ')
-			b.WriteRune(unicode.ToLower(r))
-		case i == 0:
-			b.WriteRune(unicode.ToUpper(r))
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
 }
