@@ -12,7 +12,7 @@ import (
 // Defaults for Config.
 const (
 	DefaultMaxBody     = 1 << 20
-	DefaultWaitFor     = 15 * time.Second
+	DefaultWaitFor     = 30 * time.Second
 	DefaultHealthEvery = 250 * time.Millisecond
 	DefaultHealthFails = 3
 	DefaultAttempt     = 30 * time.Second
@@ -31,8 +31,9 @@ type Config struct {
 	// MaxBody bounds the request body buffered for a retry; larger bodies
 	// are refused (413). Default DefaultMaxBody.
 	MaxBody int64
-	// WaitFor bounds how long a request waits for a failover to finish
-	// before it fails with 503. Default DefaultWaitFor.
+	// WaitFor bounds how long a request waits for a failover, or for NATS
+	// to elect a leader, before it fails with 503. Default DefaultWaitFor:
+	// a NATS cluster's elections take seconds.
 	WaitFor time.Duration
 	// Attempt bounds one attempt at the owner. Default DefaultAttempt.
 	Attempt time.Duration

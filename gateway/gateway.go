@@ -267,6 +267,15 @@ func (g *Gateway) attempt(req *http.Request, body []byte, owner group.Entry, tar
 	}
 	if resp.StatusCode == http.StatusServiceUnavailable {
 		switch resp.Header.Get("Understudy-Unavailable") {
+		case "broker":
+			// The owner could not replicate the answer (NATS is electing a
+			// leader, or restarting): nothing was applied, so the request is
+			// retried after a pause, within the wait a client is promised.
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			cancel()
+			sleep(req.Context(), 100*time.Millisecond)
+			return nil, true, fmt.Errorf("%s answered 503 broker", owner.Owner)
 		case "backup", "draining", "lease":
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
@@ -320,7 +329,6 @@ func (g *Gateway) owner() (group.Entry, bool) {
 func (g *Gateway) route(ctx context.Context, deadline time.Time) (group.Entry, error) {
 	for {
 		e, ok := g.owner()
-		var wait <-chan struct{}
 		if ok && !e.Released && e.Address != "" {
 			g.mu.Lock()
 			f := g.running[key(e)]
@@ -328,7 +336,16 @@ func (g *Gateway) route(ctx context.Context, deadline time.Time) (group.Entry, e
 			if f == nil {
 				return e, nil
 			}
-			wait = f.done
+			// A failover of this owner is in flight: wait for it, but not
+			// past a lease, then try the owner again; it may have renewed.
+			select {
+			case <-f.done:
+				continue
+			case <-time.After(g.cfg.Lease + g.cfg.Margin):
+				return e, nil
+			case <-ctx.Done():
+				return e, ctx.Err()
+			}
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
@@ -337,7 +354,6 @@ func (g *Gateway) route(ctx context.Context, deadline time.Time) (group.Entry, e
 		t := time.NewTimer(left)
 		select {
 		case <-g.mon.Changed():
-		case <-wait:
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
@@ -486,5 +502,14 @@ func (g *Gateway) checkHealth() {
 			g.failed(e, reason)
 			fails = 0
 		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }

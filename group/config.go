@@ -17,6 +17,9 @@ const (
 	// node's control subject. "No responders" comes back at once; a
 	// timeout means the node may be alive, and the lease decides.
 	DefaultPingTimeout = 100 * time.Millisecond
+	// DefaultFailoverTimeout covers a NATS cluster's leader election (a
+	// few seconds) during a failover.
+	DefaultFailoverTimeout = 20 * time.Second
 )
 
 // FastPath says whether a crashed primary may be replaced without waiting
@@ -56,6 +59,10 @@ type Config struct {
 	Heartbeat time.Duration
 	// PingTimeout bounds the fast path's ping. Default DefaultPingTimeout.
 	PingTimeout time.Duration
+	// FailoverTimeout bounds one failover attempt (lease wait, drain,
+	// claim); a failed attempt answers with its error, and the next signal
+	// tries again. Default DefaultFailoverTimeout.
+	FailoverTimeout time.Duration
 	// Logger receives role changes and failovers. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -93,6 +100,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PingTimeout == 0 {
 		c.PingTimeout = DefaultPingTimeout
+	}
+	if c.FailoverTimeout == 0 {
+		c.FailoverTimeout = DefaultFailoverTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

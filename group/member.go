@@ -309,11 +309,14 @@ func (m *Member) onSignal(msg *nats.Msg) {
 		return
 	}
 	if m.Role() == Primary {
-		if req.Failed == m.cfg.Node {
-			return // the primary does not vote on its own failure: backups judge its lease
+		if req.Failed == m.cfg.Node && !m.Valid() {
+			// Unsure of its own lease, the primary does not vote on its own
+			// failure: backups judge it.
+			return
 		}
-		// A late or duplicate signal about a node this one replaced: the
-		// owner answers at once (its backups may not have seen it claim).
+		// The owner answers for itself: with a valid lease no backup can
+		// claim, and a late signal about a node it replaced must not wait
+		// for backups that may not have seen its claim yet.
 		m.mu.Lock()
 		data, _ := json.Marshal(m.ownerReply(m.mine))
 		m.mu.Unlock()
@@ -323,7 +326,15 @@ func (m *Member) onSignal(msg *nats.Msg) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		rep := m.failover(m.ctx, req)
+		// Bounded: a drain stuck behind a NATS leader election must not
+		// leave the signal unanswered; the gateway signals again.
+		ctx, cancel := context.WithTimeout(m.ctx, m.cfg.FailoverTimeout)
+		defer cancel()
+		m.log.Info("failover signal", "failed", req.Failed, "reason", req.Reason)
+		rep := m.failover(ctx, req)
+		if rep.Error != "" {
+			m.log.Warn("failover attempt failed", "failed", req.Failed, "err", rep.Error)
+		}
 		if rep == (FailoverReply{}) {
 			return // lost the race: the winner answers
 		}
@@ -473,6 +484,15 @@ func (m *Member) takeOver(ctx context.Context, e Entry, rev uint64, failed strin
 	claim := time.Since(t1)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+			cur, rerr := m.readEntry(ctx)
+			if rerr == nil && cur.Owner == failed && cur.Epoch == e.Epoch {
+				// The owner renewed after all (its renewal had not reached
+				// this node's watcher): report it, so the signal is
+				// answered and a gateway that still sees it dead signals
+				// again.
+				m.log.Info("the owner renewed before the claim", "owner", failed, "epoch", cur.Epoch)
+				return false, m.ownerReply(cur)
+			}
 			m.log.Info("another node claimed first", "epoch", next.Epoch)
 			return false, FailoverReply{}
 		}
@@ -525,16 +545,20 @@ func (m *Member) cas(ctx context.Context, next Entry, rev uint64) (written, erro
 			return written{sent, conn, newRev}, nil
 		}
 		conflict := errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)
-		if conflict || time.Now().After(deadline) || ctx.Err() != nil {
-			// A retried write that had landed conflicts with itself.
-			if conflict {
-				if cur, gerr := m.kv.Get(ctx, m.cfg.Group); gerr == nil {
-					if got, derr := decodeEntry(cur.Value(), cur.Revision()); derr == nil &&
-						got.Owner == next.Owner && got.Epoch == next.Epoch && got.Fence == next.Fence {
-						return written{sent, conn, cur.Revision()}, nil
-					}
-				}
+		if conflict {
+			// Ask the leader what the entry is. A retried write that had
+			// landed conflicts with itself; on a replicated bucket a write
+			// still in flight makes a conflict that is not one (10164):
+			// the entry is still at rev, and the write is retried.
+			cur, rerr := m.readEntry(ctx)
+			switch {
+			case rerr == nil && cur.Owner == next.Owner && cur.Epoch == next.Epoch && cur.Fence == next.Fence:
+				return written{sent, conn, cur.Revision}, nil
+			case rerr == nil && cur.Revision != rev, errors.Is(rerr, errNoEntry) && rev != 0:
+				return written{}, err // a real conflict: someone else wrote
 			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
 			return written{}, err
 		}
 		m.log.Debug("claim retry", "epoch", next.Epoch, "err", err)
@@ -644,15 +668,15 @@ func (m *Member) renew(ctx context.Context) {
 		return
 	}
 	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		cur, gerr := m.kv.Get(ctx, m.cfg.Group)
-		if gerr != nil {
+		got, gerr := m.readEntry(ctx)
+		switch {
+		case gerr != nil && !errors.Is(gerr, errNoEntry):
 			return // cannot tell yet; the lease lapses if this goes on
-		}
-		got, derr := decodeEntry(cur.Value(), cur.Revision())
-		if derr == nil && got.Owner == m.cfg.Node && got.Epoch == e.Epoch && !got.Released {
+		case gerr == nil && got.Revision == rev:
+			return // a write in flight made the conflict; the next renewal retries
+		case gerr == nil && got.Owner == m.cfg.Node && got.Epoch == e.Epoch && !got.Released:
 			m.mu.Lock()
-			got.Revision = cur.Revision() // our own renewal whose ack was lost
-			m.mine = got
+			m.mine = got // our own renewal whose ack was lost
 			m.mu.Unlock()
 			m.kick()
 			return

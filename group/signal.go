@@ -12,6 +12,11 @@ import (
 	"understudy/broker"
 )
 
+// resendEvery is how often Signal sends the signal again while no reply
+// has come. A failover that waits out a lease answers well within it; one
+// behind a NATS leader election answers a repeated signal.
+const resendEvery = 2 * time.Second
+
 // Reasons for a failover signal.
 const (
 	// ReasonUnreachable: the primary refused or reset a connection; with a
@@ -56,12 +61,39 @@ func Signal(ctx context.Context, nc *nats.Conn, subjects broker.Subjects, req Fa
 		req.Group = DefaultGroup
 	}
 	data, _ := json.Marshal(req)
-	msg, err := nc.RequestWithContext(ctx, subjects.FailoverSubject(), data)
-	if errors.Is(err, nats.ErrNoResponders) {
-		return FailoverReply{}, fmt.Errorf("failover of %s in group %s: %w", req.Failed, req.Group, ErrNoBackup)
-	}
-	if err != nil {
-		return FailoverReply{}, fmt.Errorf("failover of %s in group %s: %w", req.Failed, req.Group, err)
+	// The signal is sent again every resendEvery until a reply comes: a
+	// request sent while this process or a backup was reconnecting (a NATS
+	// server lost) is lost with the connection, and waiting out the whole
+	// ctx for its reply would stall every request behind the failover. A
+	// backup answers a repeated signal like any late one.
+	var msg *nats.Msg
+	var err error
+	noResponders := 0
+	for {
+		actx, cancel := context.WithTimeout(ctx, resendEvery)
+		msg, err = nc.RequestWithContext(actx, subjects.FailoverSubject(), data)
+		cancel()
+		if err == nil {
+			break
+		}
+		if errors.Is(err, nats.ErrNoResponders) {
+			// Nobody listens: no backup, unless they are reconnecting.
+			if noResponders++; noResponders > 3 {
+				return FailoverReply{}, fmt.Errorf("failover of %s in group %s: %w", req.Failed, req.Group, ErrNoBackup)
+			}
+			if sleep(ctx, 100*time.Millisecond) != nil {
+				return FailoverReply{}, fmt.Errorf("failover of %s in group %s: %w", req.Failed, req.Group, ctx.Err())
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			return FailoverReply{}, fmt.Errorf("failover of %s in group %s: %w", req.Failed, req.Group, ctx.Err())
+		}
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
+			if sleep(ctx, 100*time.Millisecond) != nil {
+				return FailoverReply{}, fmt.Errorf("failover of %s in group %s: %w", req.Failed, req.Group, err)
+			}
+		}
 	}
 	var rep FailoverReply
 	if err := json.Unmarshal(msg.Data, &rep); err != nil {

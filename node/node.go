@@ -154,16 +154,11 @@ func (n *Node) join(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node %s: %w", n.cfg.Node, err)
 	}
-	var kv jetstream.KeyValue
-	if err := retry(ctx, n.log, "provision the stream and bucket", func() error {
-		if n.stream, err = broker.EnsureStream(ctx, js, n.cfg.Stream); err != nil {
-			return err
-		}
-		kv, err = broker.EnsureBucket(ctx, js, n.cfg.Bucket)
-		return err
-	}); err != nil {
+	stream, kv, err := broker.Provision(ctx, js, n.cfg.Stream, n.cfg.Bucket, n.log)
+	if err != nil {
 		return fmt.Errorf("node %s: %w", n.cfg.Node, err)
 	}
+	n.stream = stream
 
 	fence := &lateFence{}
 	n.pub = publisher.New(js, n.stream, publisher.Config{
@@ -307,26 +302,5 @@ func (n *Node) shutdown() {
 	}
 	if n.nc != nil {
 		n.nc.Drain()
-	}
-}
-
-// retry runs fn until it succeeds or ctx ends, with backoff, logging each
-// failure.
-func retry(ctx context.Context, log *slog.Logger, what string, fn func() error) error {
-	wait := 100 * time.Millisecond
-	for {
-		err := fn()
-		if err == nil {
-			return nil
-		}
-		log.Warn("retrying", "what", what, "err", err, "in", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
-		case <-t.C:
-		}
-		wait = min(2*wait, 5*time.Second)
 	}
 }

@@ -26,6 +26,10 @@ const (
 	// skipped over (see catchup.go).
 	idleWait = 250 * time.Millisecond
 
+	// stallCheck spaces the checks of a silent consumer against the
+	// stream (see idle).
+	stallCheck = time.Second
+
 	// verifyRetryWait spaces attempts to verify a catch-up that failed.
 	verifyRetryWait = time.Second
 
@@ -58,8 +62,10 @@ type Subscriber struct {
 
 	processed atomic.Uint64 // highest stream sequence handled
 	lag       atomic.Uint64 // NumPending of the last message
-	caughtUp  atomic.Bool
-	progress  notifier // broadcast after each message and on close
+
+	lastStallCheck time.Time // owned by the consumer's goroutine
+	caughtUp       atomic.Bool
+	progress       notifier // broadcast after each message and on close
 
 	life    sync.Mutex // guards the fields below
 	state   lifeState
@@ -267,7 +273,21 @@ func (s *Subscriber) idle(ctx context.Context, cu *catchUp, iter jetstream.Messa
 		return s.finishCatchUp(ctx, cu, iter)
 	}
 	if s.lag.Load() == 0 {
-		return nil, iter
+		// Nothing pending, by the last message's count. A consumer whose
+		// server died can stay silent without resetting itself: every few
+		// idle periods, ask the stream leader whether it holds a session
+		// message after the last one handled, and if so start a consumer
+		// from there.
+		if time.Since(s.lastStallCheck) < stallCheck {
+			return nil, iter
+		}
+		s.lastStallCheck = time.Now()
+		next, err := nextAfter(ctx, s.stream, s.cfg.Subjects.SessionFilter(), s.Processed())
+		if err != nil || next == 0 {
+			return nil, iter
+		}
+		s.log.Warn("consumer silent while the stream holds newer messages: recreating it", "stream_seq", s.Processed(), "next", next)
+		return nil, s.resume(ctx, iter)
 	}
 	// The server says messages are pending, but none came. After a
 	// catch-up every message is delivered, so if the stream holds none

@@ -105,10 +105,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if _, err := broker.EnsureStream(ctx, js, broker.StreamConfig{Subjects: subjects, Replicas: *replicas, Logger: log}); err != nil {
-			return err
-		}
-		kv, err := broker.EnsureBucket(ctx, js, broker.BucketConfig{Subjects: subjects, Replicas: *replicas, Logger: log})
+		_, kv, err := broker.Provision(ctx, js, broker.StreamConfig{Subjects: subjects, Replicas: *replicas, Logger: log},
+			broker.BucketConfig{Subjects: subjects, Replicas: *replicas, Logger: log}, log)
 		if err != nil {
 			return err
 		}
