@@ -161,7 +161,13 @@ func (e *Encoder) value(v model.Value) {
 	case model.KindNull:
 		e.b = append(e.b, simpleNull)
 	case model.KindString:
-		e.text(v.Str())
+		// Checked once when the value was made; names and paths are
+		// checked here.
+		if !v.ValidUTF8() {
+			e.setErr(fmt.Errorf("invalid UTF-8 in %s", strconv.QuoteToASCII(truncate(v.Str(), 32))))
+		}
+		e.head(majText, uint64(len(v.Str())))
+		e.b = append(e.b, v.Str()...)
 	case model.KindInt:
 		e.int(v.Int())
 	case model.KindDecimal:

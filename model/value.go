@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Kind is the type of a Value.
@@ -47,7 +48,7 @@ const MaxDecimalScale = 18
 // The zero Value is null.
 type Value struct {
 	kind  Kind
-	scale uint8  // KindDecimal: digits after the point
+	scale uint8  // KindDecimal: digits after the point; KindString: 1 if not valid UTF-8
 	nanos int32  // KindTime: nanoseconds within the second
 	n     int64  // KindInt, KindDecimal (units), KindBool (0/1), KindTime (Unix seconds)
 	s     string // KindString, KindBytes
@@ -57,8 +58,20 @@ type Value struct {
 // Null is the null value.
 var Null = Value{}
 
-// StringVal returns a string value.
-func StringVal(s string) Value { return Value{kind: KindString, s: s} }
+// StringVal returns a string value. Whether s is valid UTF-8 is checked
+// once, here: a session is encoded after every interaction, mostly with the
+// same values, and an encoder refuses text that is not valid UTF-8.
+func StringVal(s string) Value {
+	v := Value{kind: KindString, s: s}
+	if !utf8.ValidString(s) {
+		v.scale = 1
+	}
+	return v
+}
+
+// ValidUTF8 reports whether a string value's text is valid UTF-8 (true for
+// other kinds).
+func (v Value) ValidUTF8() bool { return v.kind != KindString || v.scale == 0 }
 
 // IntVal returns an integer value.
 func IntVal(i int64) Value { return Value{kind: KindInt, n: i} }
@@ -261,7 +274,7 @@ func (v Value) Equal(w Value) bool {
 	case KindNull:
 		return true
 	case KindString, KindBytes:
-		return v.s == w.s
+		return v.s == w.s // scale only caches a property of s
 	case KindInt, KindBool:
 		return v.n == w.n
 	case KindDecimal:
