@@ -49,9 +49,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// local starts a gateway with embedded NATS and the named nodes: the
-// first a primary, the others backups.
-func local(t *testing.T, nodes ...string) *deploy.Local {
+// deployment starts a gateway with embedded NATS, stopped (and its logs
+// shown if the test failed) when the test ends.
+func deployment(t *testing.T) *deploy.Local {
 	t.Helper()
 	dir := t.TempDir()
 	if *keep {
@@ -70,14 +70,36 @@ func local(t *testing.T, nodes ...string) *deploy.Local {
 			dumpLogs(t, dir)
 		}
 	})
+	return l
+}
+
+// startNode starts a node and waits until it is ready; env is added to its
+// environment (UNDERSTUDY_FAULT arms a fault).
+func startNode(t *testing.T, l *deploy.Local, name, role string, env ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, e := range env {
+		k, v, _ := strings.Cut(e, "=")
+		os.Setenv(k, v)
+		defer os.Unsetenv(k)
+	}
+	if _, err := l.StartNode(ctx, name, role); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// local starts a gateway with embedded NATS and the named nodes: the
+// first a primary, the others backups.
+func local(t *testing.T, nodes ...string) *deploy.Local {
+	t.Helper()
+	l := deployment(t)
 	for i, n := range nodes {
 		role := "backup"
 		if i == 0 {
 			role = "primary"
 		}
-		if _, err := l.StartNode(ctx, n, role); err != nil {
-			t.Fatal(err)
-		}
+		startNode(t, l, n, role)
 	}
 	waitOwner(t, l, nodes[0])
 	return l
@@ -226,28 +248,9 @@ func TestKillPrimaryUnderLoad(t *testing.T) {
 func TestKillPoints(t *testing.T) {
 	for _, point := range []string{"before-publish", "after-publish"} {
 		t.Run(point, func(t *testing.T) {
-			dir := t.TempDir()
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			l, err := deploy.StartLocal(ctx, deploy.Config{Bin: bins, Dir: dir})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				l.Close()
-				if t.Failed() {
-					dumpLogs(t, dir)
-				}
-			})
-			os.Setenv("UNDERSTUDY_FAULT", point+":40")
-			_, err = l.StartNode(ctx, "node-a", "primary")
-			os.Unsetenv("UNDERSTUDY_FAULT")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := l.StartNode(ctx, "node-b", "backup"); err != nil {
-				t.Fatal(err)
-			}
+			l := deployment(t)
+			startNode(t, l, "node-a", "primary", "UNDERSTUDY_FAULT="+point+":40")
+			startNode(t, l, "node-b", "backup")
 			waitOwner(t, l, "node-a")
 			shoppers := load(t, l.GatewayURL(0), *sessions/2, nil)
 			verify(t, shoppers)
@@ -262,30 +265,11 @@ func TestKillPoints(t *testing.T) {
 // TestKillDuringPromotion: the primary is killed, and the backup that wins
 // the failover is killed during its promotion; a second backup takes over.
 func TestKillDuringPromotion(t *testing.T) {
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	l, err := deploy.StartLocal(ctx, deploy.Config{Bin: bins, Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		l.Close()
-		if t.Failed() {
-			dumpLogs(t, dir)
-		}
-	})
-	if _, err := l.StartNode(ctx, "node-a", "primary"); err != nil {
-		t.Fatal(err)
-	}
-	// Both backups die when promoted for the first time... except that
-	// only one is: the winner dies, the other takes over.
-	os.Setenv("UNDERSTUDY_FAULT", "promote:1")
-	_, err = l.StartNode(ctx, "node-b", "backup")
-	os.Unsetenv("UNDERSTUDY_FAULT")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := deployment(t)
+	ctx := context.Background()
+	startNode(t, l, "node-a", "primary")
+	// node-b dies the first time it is promoted.
+	startNode(t, l, "node-b", "backup", "UNDERSTUDY_FAULT=promote:1")
 	waitOwner(t, l, "node-a")
 	shoppers := load(t, l.GatewayURL(0), *sessions/2, func() {
 		// node-c joins now, so that node-b, a backup for longer, is

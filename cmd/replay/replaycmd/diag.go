@@ -37,7 +37,8 @@ func runDiag(ctx context.Context, e *env, args []string) error {
 		_, err := fmt.Fprintln(e.stdout, "(empty payload: a tombstone, or no snapshot)")
 		return err
 	}
-	// Decryption of an encrypted payload would go here, as in payload().
+	// The input is a payload as nats prints it: a sealed one is not CBOR,
+	// and show -diag -key FILE opens it first.
 	out, derr := diagnose(data, !*compact)
 	if _, err := fmt.Fprintln(e.stdout, out); err != nil {
 		return err

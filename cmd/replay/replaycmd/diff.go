@@ -66,23 +66,12 @@ func runDiff(ctx context.Context, e *env, args []string) error {
 	}
 	ctx, cancel := f.withTimeout(ctx)
 	defer cancel()
-	c, err := f.connect(ctx)
+	v, err := f.openSession(ctx, id)
 	if err != nil {
 		return err
 	}
-	defer c.close()
-	stream, err := c.stream(ctx)
-	if err != nil {
-		return err
-	}
-	claims, err := f.fence(ctx, c)
-	if err != nil {
-		return err
-	}
-	h, err := c.history(ctx, stream, claims, id)
-	if err != nil {
-		return err
-	}
+	defer v.c.close()
+	c, stream, claims, h := v.c, v.stream, v.claims, v.msgs
 	var msgs [2]message
 	var sess [2]*model.Session
 	for i, sel := range sels {

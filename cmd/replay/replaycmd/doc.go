@@ -53,9 +53,13 @@
 // Resolver to use your own. Sessions of applications the registry does not
 // hold are still listed and shown, from their raw step states.
 //
-// # Encrypted payloads
+// # Sealed payloads
 //
-// Snapshots are not encrypted yet. When they are, a -key flag will decrypt
-// them in payload (read.go), the one place a message's bytes become a
-// snapshot's, before cbor.Decode and before diagnostic notation.
+// When the nodes seal snapshots (-snapshot-key, see snapshot.Keyring),
+// every command that reads them takes -key with the same key file: it
+// checks each message's seal with it and opens the payload in payload
+// (read.go), the one place a message's bytes become a snapshot's, before
+// cbor.Decode and before diagnostic notation. Without -key a sealed
+// snapshot is listed from its headers and marked bad ("sealed with key
+// ..., and this reader was given no key file").
 package replaycmd

@@ -67,23 +67,12 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	file := pos[1]
 	ctx, cancel := f.withTimeout(ctx)
 	defer cancel()
-	c, err := f.connect(ctx)
+	v, err := f.openSession(ctx, id)
 	if err != nil {
 		return err
 	}
-	defer c.close()
-	stream, err := c.stream(ctx)
-	if err != nil {
-		return err
-	}
-	entryClaims, err := f.fence(ctx, c)
-	if err != nil {
-		return err
-	}
-	h, err := c.history(ctx, stream, entryClaims, id)
-	if err != nil {
-		return err
-	}
+	defer v.c.close()
+	c, stream, entryClaims, h := v.c, v.stream, v.claims, v.msgs
 	hdr := exportHeader{Format: exportFormat, Version: exportVersion, Exported: time.Now().UTC(), Session: id, Messages: len(h),
 		Source: exportSource{URL: c.url, Server: c.nc.ConnectedServerName(), Cluster: c.nc.ConnectedClusterName(),
 			Stream: c.subjects.StreamName(), Prefix: c.subjects.Prefix(), Group: *f.group, Discarded: discarded(h)},

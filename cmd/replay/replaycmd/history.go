@@ -61,23 +61,12 @@ func runHistory(ctx context.Context, e *env, args []string) error {
 	}
 	ctx, cancel := f.withTimeout(ctx)
 	defer cancel()
-	c, err := f.connect(ctx)
+	v, err := f.openSession(ctx, id)
 	if err != nil {
 		return err
 	}
-	defer c.close()
-	stream, err := c.stream(ctx)
-	if err != nil {
-		return err
-	}
-	claims, err := f.fence(ctx, c)
-	if err != nil {
-		return err
-	}
-	h, err := c.history(ctx, stream, claims, id)
-	if err != nil {
-		return err
-	}
+	defer v.c.close()
+	c, stream, claims, h := v.c, v.stream, v.claims, v.msgs
 	def, _ := c.pick(ctx, stream, id, h, selector{seq: -1})
 	newest := def.valid() && !def.Tombstone
 

@@ -264,8 +264,8 @@ func (c *conn) newest(ctx context.Context, stream jetstream.Stream, fence snapsh
 		m := c.judgeRaw(fence, raw)
 		if m.Fenced && m.Prev != 0 {
 			// The newest valid snapshot below the fenced ones, if any.
-			if st, err := snapshot.Latest(ctx, stream, c.subjects, m.Session, fence); err == nil {
-				m = message{Meta: st.Meta, Subject: subject, Data: st.Data}
+			if st, err := snapshot.Latest(ctx, stream, c.subjects, c.sealer, m.Session, fence); err == nil {
+				m = message{Meta: st.Meta, Subject: subject, Data: st.Data, sealer: c.sealer}
 			}
 		}
 		if all || m.Err != nil || (m.valid() && !m.Tombstone) {

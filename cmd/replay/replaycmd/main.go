@@ -20,6 +20,7 @@ import (
 	"understudy/cmd/internal/cli"
 	"understudy/group"
 	"understudy/model"
+	"understudy/snapshot"
 )
 
 // Config is what a replay binary is built from: the applications it knows
@@ -173,6 +174,7 @@ type flags struct {
 	group   *string
 	json    *bool
 	timeout *time.Duration
+	key     *string
 }
 
 // newFlags starts a subcommand's flag set. what lists the shared flags it
@@ -190,6 +192,7 @@ func (e *env) newFlags(name, args, about string, what ...string) *flags {
 			f.nats = cli.NATS(f.FlagSet, broker.DefaultURL)
 			f.prefix = f.String("prefix", broker.DefaultPrefix, "subject, stream and bucket prefix")
 			f.timeout = f.Duration("timeout", 30*time.Second, "bound on connecting and on the whole command (tail: on connecting)")
+			f.key = f.String("key", "", "key file that opens sealed snapshot payloads (the nodes' -snapshot-key)")
 		case "group":
 			f.group = f.String("group", group.DefaultGroup, "replication group whose claims judge fenced snapshots")
 		case "json":
@@ -251,7 +254,8 @@ type conn struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	subjects broker.Subjects
-	url      string // without credentials
+	sealer   snapshot.Sealer // from -key; nil without one
+	url      string          // without credentials
 }
 
 // connect connects as the flags say. It never waits longer than -timeout.
@@ -259,6 +263,14 @@ func (f *flags) connect(ctx context.Context) (*conn, error) {
 	subjects, err := broker.NewSubjects(*f.prefix)
 	if err != nil {
 		return nil, fmt.Errorf("-prefix: %w", err)
+	}
+	var sealer snapshot.Sealer
+	if *f.key != "" {
+		k, err := snapshot.LoadKeyring(*f.key)
+		if err != nil {
+			return nil, fmt.Errorf("-key: %w", err)
+		}
+		sealer = k
 	}
 	cfg := *f.nats
 	cfg.Name, cfg.Logger = f.e.cfg.Name, f.e.log
@@ -273,7 +285,7 @@ func (f *flags) connect(ctx context.Context) (*conn, error) {
 		nc.Close()
 		return nil, err
 	}
-	return &conn{nc: nc, js: js, subjects: subjects, url: redactURL(cfg.URL)}, nil
+	return &conn{nc: nc, js: js, subjects: subjects, sealer: sealer, url: redactURL(cfg.URL)}, nil
 }
 
 func (c *conn) close() { c.nc.Close() }

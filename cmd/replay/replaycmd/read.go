@@ -29,6 +29,8 @@ type message struct {
 	// Fenced: written by a primary that had lost the group (the fence
 	// rule, judged with the group entry's claims).
 	Fenced bool
+	// sealer opens a sealed payload (-key); nil without one.
+	sealer snapshot.Sealer
 }
 
 // valid reports a message a reader would use: a well-formed snapshot or
@@ -49,12 +51,12 @@ func (m message) state() string {
 }
 
 // judge checks a stored message and applies the fence rule.
-func judge(subjects broker.Subjects, fence snapshot.Fence, subject string, h nats.Header, data []byte, seq uint64, t time.Time) message {
-	meta, err := snapshot.ParseMeta(subjects, subject, h, data, seq, t)
+func judge(subjects broker.Subjects, sealer snapshot.Sealer, fence snapshot.Fence, subject string, h nats.Header, data []byte, seq uint64, t time.Time) message {
+	meta, err := snapshot.ParseMeta(subjects, sealer, subject, h, data, seq, t)
 	if meta.StreamSeq == 0 {
 		meta.StreamSeq, meta.Time, meta.Size = seq, t, len(data)
 	}
-	m := message{Meta: meta, Subject: subject, Header: h, Data: data, Err: err}
+	m := message{Meta: meta, Subject: subject, Header: h, Data: data, Err: err, sealer: sealer}
 	if fence != nil && meta.Epoch > 0 {
 		m.Fenced = fence.Fenced(meta.Epoch, seq)
 	}
@@ -62,7 +64,7 @@ func judge(subjects broker.Subjects, fence snapshot.Fence, subject string, h nat
 }
 
 func (c *conn) judgeRaw(fence snapshot.Fence, raw *jetstream.RawStreamMsg) message {
-	return judge(c.subjects, fence, raw.Subject, raw.Header, raw.Data, raw.Sequence, raw.Time)
+	return judge(c.subjects, c.sealer, fence, raw.Subject, raw.Header, raw.Data, raw.Sequence, raw.Time)
 }
 
 // groupEntry reads the group's entry from the groups bucket: nil when the
@@ -243,11 +245,18 @@ func kept(h []message) string {
 }
 
 // payload returns the CBOR snapshot a message carries. It is the one
-// place a message's bytes become a snapshot's: when payloads are
-// encrypted, decryption (with a -key) goes here, before cbor.Decode and
-// before the diagnostic notation.
+// place a message's bytes become a snapshot's: a sealed payload is opened
+// here with the -key file, before cbor.Decode and before the diagnostic
+// notation.
 func payload(m message) ([]byte, error) {
-	return m.Data, nil
+	if m.Tombstone {
+		return nil, nil
+	}
+	data, err := snapshot.Open(m.sealer, m.Meta, m.Data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUndecodable, err)
+	}
+	return data, nil
 }
 
 // decode decodes a message's snapshot.
@@ -264,4 +273,33 @@ func decode(m message) (*model.Session, error) {
 		return nil, fmt.Errorf("session %s stream seq %d: %w: %w", m.Session, m.StreamSeq, ErrUndecodable, err)
 	}
 	return s, nil
+}
+
+// sessionView is one session's kept history, read over a connection that
+// the caller closes.
+type sessionView struct {
+	c      *conn
+	stream jetstream.Stream
+	claims snapshot.Claims
+	msgs   []message
+}
+
+// openSession connects and reads a session's kept history, judged by the
+// group's claims as every reader judges it.
+func (f *flags) openSession(ctx context.Context, id model.SessionID) (*sessionView, error) {
+	c, err := f.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v := &sessionView{c: c}
+	if v.stream, err = c.stream(ctx); err == nil {
+		if v.claims, err = f.fence(ctx, c); err == nil {
+			v.msgs, err = c.history(ctx, v.stream, v.claims, id)
+		}
+	}
+	if err != nil {
+		c.close()
+		return nil, err
+	}
+	return v, nil
 }

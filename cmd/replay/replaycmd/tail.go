@@ -116,7 +116,7 @@ func runTail(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return fmt.Errorf("follow %s: %w", filter, err)
 		}
-		m := judge(c.subjects, claims(), msg.Subject(), msg.Headers(), msg.Data(), md.Sequence.Stream, md.Timestamp)
+		m := judge(c.subjects, c.sealer, claims(), msg.Subject(), msg.Headers(), msg.Data(), md.Sequence.Stream, md.Timestamp)
 		if err := e.tailLine(c, m, *noDecode, *f.json); err != nil {
 			return err
 		}
