@@ -230,16 +230,22 @@ func (g *Gateway) attempt(req *http.Request, body []byte, owner group.Entry, tar
 	// A request waiting on an owner that is replaced (a paused primary) is
 	// abandoned and retried on the new one: the interaction sequence
 	// makes that safe even if the old owner applied it.
-	changed := g.mon.Changed()
 	stop := make(chan struct{})
 	go func() {
-		select {
-		case <-changed:
-			if cur, ok := g.owner(); !ok || cur.Owner != owner.Owner || cur.Epoch != owner.Epoch {
-				cancel()
+		// Every renewal changes the entry: keep watching until the owner
+		// itself changes, or the attempt ends.
+		for {
+			select {
+			case <-g.mon.Changed():
+				if cur, ok := g.owner(); !ok || cur.Owner != owner.Owner || cur.Epoch != owner.Epoch {
+					cancel()
+					return
+				}
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
 			}
-		case <-stop:
-		case <-ctx.Done():
 		}
 	}()
 	out := req.Clone(ctx)

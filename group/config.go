@@ -13,10 +13,11 @@ const (
 	DefaultGroup     = "main"
 	DefaultLease     = 300 * time.Millisecond
 	DefaultHeartbeat = 500 * time.Millisecond
-	// DefaultPingTimeout bounds the fast path's question to the failed
-	// node's control subject. "No responders" comes back at once; a
-	// timeout means the node may be alive, and the lease decides.
-	DefaultPingTimeout = 100 * time.Millisecond
+	// DefaultPingTimeout bounds each of the fast path's questions to the
+	// failed node's control subject. "No responders" comes back at once; a
+	// node that stays silent through every question may be alive (paused),
+	// and the lease decides.
+	DefaultPingTimeout = 50 * time.Millisecond
 	// DefaultFailoverTimeout covers a NATS cluster's leader election (a
 	// few seconds) during a failover.
 	DefaultFailoverTimeout = 20 * time.Second

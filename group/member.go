@@ -409,17 +409,34 @@ func (m *Member) fastPathAllowed() bool {
 }
 
 // gone asks the node's control subject; "no responders" from a single
-// server means its connection is gone.
+// server means its connection is gone. A process killed a moment ago may
+// still have its subscription on the server (which has not yet read the
+// closed socket): the ping then goes unanswered rather than refused, so it
+// is asked again a few times. A live node answers at once.
 func (m *Member) gone(ctx context.Context, node string) bool {
 	subj, err := m.cfg.Subjects.NodeSubject(node)
 	if err != nil {
 		return false
 	}
-	pctx, cancel := context.WithTimeout(ctx, m.cfg.PingTimeout)
-	defer cancel()
-	_, err = m.nc.RequestWithContext(pctx, subj, nil)
-	return errors.Is(err, nats.ErrNoResponders)
+	for attempt := range pingAttempts {
+		pctx, cancel := context.WithTimeout(ctx, m.cfg.PingTimeout)
+		_, err = m.nc.RequestWithContext(pctx, subj, nil)
+		cancel()
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
+			return true
+		case err == nil || ctx.Err() != nil:
+			return false // it answered: alive
+		}
+		if attempt < pingAttempts-1 && sleep(ctx, 10*time.Millisecond) != nil {
+			return false
+		}
+	}
+	return false
 }
+
+// pingAttempts bounds the fast path's questions to a silent node.
+const pingAttempts = 3
 
 // lapse is how waiting out a lease ended.
 type lapse int
