@@ -171,6 +171,12 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// RedactedURL returns the server URL (or list) without any credentials
+// it holds, for logs and status pages.
+func (c Config) RedactedURL() string {
+	return redactURLs(c.withDefaults().URL)
+}
+
 // Options returns the nats.go options Config stands for, for a caller that
 // calls nats.Connect itself. It reads the TLS and nkey files. Connect adds
 // handlers of its own on top of these to watch the first connection.

@@ -153,22 +153,26 @@ func (e *Embedded) Close(ctx context.Context) error {
 }
 
 func (c EmbeddedConfig) serverOptions() (*server.Options, error) {
-	opts := &server.Options{
-		ServerName: c.ServerName,
-		Host:       c.Host,
-		Port:       c.Port,
-		// The embedding process owns signals (oklog/run in cmd/).
-		NoSigs:                 true,
-		JetStream:              true,
-		StoreDir:               c.StoreDir,
-		JetStreamMaxMemory:     c.JetStreamMaxMemory,
-		JetStreamMaxStore:      c.JetStreamMaxStore,
-		SyncAlways:             c.SyncInterval == 0,
-		SyncInterval:           c.SyncInterval,
-		DisableJetStreamBanner: true,
-		Username:               c.User,
-		Password:               c.Password,
-		Authorization:          c.Token,
+	opts := &server.Options{}
+	if c.ConfigFile != "" {
+		var err error
+		if opts, err = server.ProcessConfigFile(c.ConfigFile); err != nil {
+			return nil, fmt.Errorf("%w: embedded nats: config file: %w", ErrInvalidConfig, err)
+		}
+	}
+	if c.ServerName != "" {
+		opts.ServerName = c.ServerName
+	}
+	opts.Host, opts.Port = c.Host, c.Port
+	// The embedding process owns signals (oklog/run in cmd/).
+	opts.NoSigs = true
+	opts.JetStream = true
+	opts.StoreDir = c.StoreDir
+	opts.JetStreamMaxMemory, opts.JetStreamMaxStore = c.JetStreamMaxMemory, c.JetStreamMaxStore
+	opts.SyncAlways, opts.SyncInterval = c.SyncInterval == 0, c.SyncInterval
+	opts.DisableJetStreamBanner = true
+	if c.User != "" || c.Token != "" {
+		opts.Username, opts.Password, opts.Authorization = c.User, c.Password, c.Token
 	}
 	if c.MonitorPort != 0 {
 		opts.HTTPHost = c.Host

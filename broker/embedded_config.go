@@ -72,6 +72,15 @@ type EmbeddedConfig struct {
 	Password string
 	Token    string
 
+	// ConfigFile is a nats-server configuration file read before the
+	// fields above are applied: its authorization (users with
+	// permissions, nkeys), accounts and other settings hold, while the
+	// listen address, JetStream, TLS and cluster settings of this
+	// EmbeddedConfig replace the file's. deploy/nats/permissions.conf is
+	// one: a user per role with the least permissions it needs. Not
+	// together with User or Token.
+	ConfigFile string
+
 	// TLS configures TLS for clients; the zero value means plain TCP.
 	TLS ServerTLS
 
@@ -134,6 +143,8 @@ func (c EmbeddedConfig) Validate() error {
 		return fmt.Errorf("%w: embedded nats: password without user", ErrInvalidConfig)
 	case c.Token != "" && c.User != "":
 		return fmt.Errorf("%w: embedded nats: both token and user", ErrInvalidConfig)
+	case c.ConfigFile != "" && (c.User != "" || c.Token != ""):
+		return fmt.Errorf("%w: embedded nats: both a config file and a user or token: put the users in the file", ErrInvalidConfig)
 	case c.TLS.enabled() && (c.TLS.CertFile == "" || c.TLS.KeyFile == ""):
 		return fmt.Errorf("%w: embedded nats: tls needs cert file and key file", ErrInvalidConfig)
 	case c.TLS.VerifyClients && c.TLS.CAFile == "":

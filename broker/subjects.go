@@ -33,6 +33,7 @@ const (
 //	session         <prefix>.sess.<sessionID>  filter <prefix>.sess.>
 //	heartbeat       <prefix>.hb.<node>         filter <prefix>.hb.>
 //	failover        <prefix>.control.failover  filter <prefix>.control.>
+//	erase           <prefix>.control.erase
 //	node control    <prefix>.node.<node>
 //	groups bucket   <prefix>_groups
 type Subjects struct {
@@ -113,6 +114,12 @@ func (s Subjects) HeartbeatFilter() string {
 // FailoverSubject returns the subject of the failover signal.
 func (s Subjects) FailoverSubject() string {
 	return s.Prefix() + ".control.failover"
+}
+
+// EraseSubject returns the subject an operator asks the primary to erase
+// a session on.
+func (s Subjects) EraseSubject() string {
+	return s.Prefix() + ".control.erase"
 }
 
 // ControlFilter returns the filter matching every control subject.

@@ -8,6 +8,7 @@ import (
 
 	"understudy/broker"
 	"understudy/group"
+	"understudy/snapshot"
 )
 
 // Role is how a node starts.
@@ -48,6 +49,7 @@ const (
 	DefaultMaxBody        = 64 << 10
 	DefaultCookie         = "understudy_session"
 	DefaultNewPerMinute   = 120
+	DefaultRetention      = 24 * time.Hour
 )
 
 // Config configures a serving node. The zero value (with a Node name) runs
@@ -94,6 +96,11 @@ type Config struct {
 	// FinishedLinger keeps a finished session (its summary page) this long
 	// before it is ended. Default DefaultFinishedLinger.
 	FinishedLinger time.Duration
+	// Retention is how long an ended session's history stays in the
+	// stream after its tombstone (for replay and support); then the
+	// primary purges it, tombstone included. Default DefaultRetention;
+	// negative: never (the stream's max age still applies).
+	Retention time.Duration
 	// MaxBody bounds a request body. Default DefaultMaxBody.
 	MaxBody int64
 	// CookieName names the session cookie. Default DefaultCookie.
@@ -103,6 +110,11 @@ type Config struct {
 	// (still unguessable by another site, but forgeable by anyone who
 	// learned the id).
 	Secret []byte
+	// Sealer, if set, seals every snapshot this node publishes (see
+	// snapshot.Sealer: snapshot.LoadKeyring reads a key file) and opens
+	// those it reads; every node of a group needs the same keys. A
+	// snapshot that does not open quarantines its session.
+	Sealer snapshot.Sealer
 	// TLSCert and TLSKey serve HTTPS; the cookie is then Secure.
 	TLSCert, TLSKey string
 	// Templates overrides step pages: an interactive step with
@@ -168,6 +180,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBody == 0 {
 		c.MaxBody = DefaultMaxBody
+	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
 	}
 	if c.CookieName == "" {
 		c.CookieName = DefaultCookie

@@ -21,7 +21,17 @@
 // and the first POST creates the session under that id, so a retried first
 // interaction finds the session it created. New sessions are refused (503)
 // beyond a cap and rate-limited per client; existing sessions are never
-// affected. Finished and idle sessions are ended with a tombstone.
+// affected. Finished and idle sessions are ended with a tombstone, and
+// their history is purged from the stream once Config.Retention has
+// passed. An operator can erase a session at once (EraseRequest, sent by
+// replay erase): the primary drops it, tombstones it and purges it.
+//
+// A session whose saved state cannot be restored after a takeover (its
+// newest message does not open, decode or fit the registered applications)
+// is quarantined: its user, and only that user, gets a page that says so,
+// and the error naming the session is logged. Bad input never stops a
+// node: a cookie that is not a session id, an oversized body, a stale
+// sequence or a form from another site gets a clear refusal.
 //
 // Logs never carry a value a user typed.
 package node

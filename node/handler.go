@@ -165,6 +165,12 @@ func (n *Node) view(w http.ResponseWriter, r *http.Request) {
 			}
 			n.ui.render(w, r, http.StatusOK, v)
 			return
+		case errors.Is(err, errEnded):
+			n.ended(w, r)
+			return
+		case errors.Is(err, errQuarantined):
+			n.quarantined(w, r, id)
+			return
 		case !errors.Is(err, errNoSession):
 			n.serverError(w, r, id, err)
 			return
@@ -195,6 +201,29 @@ func (n *Node) defaultApp() string {
 	}
 	return apps[0].Name()
 }
+
+// ended answers for a session that has ended, with a fresh cookie.
+func (n *Node) ended(w http.ResponseWriter, r *http.Request) {
+	n.met.interactions.WithLabelValues("expired").Inc()
+	n.setCookie(w, r, newID())
+	n.fail(w, r, http.StatusGone, "Your session has ended", "It was finished or unused for too long. You can start a new application.", true)
+}
+
+// quarantined answers for a session whose saved state cannot be restored
+// (see errQuarantined): that user, and only that user, gets this page;
+// the session's messages stay in the stream for an operator.
+func (n *Node) quarantined(w http.ResponseWriter, r *http.Request, id model.SessionID) {
+	n.met.interactions.WithLabelValues("quarantined").Inc()
+	n.ui.render(w, r, http.StatusInternalServerError, view{
+		Title:   "Your application cannot be restored",
+		Message: "Its saved state is damaged, so it cannot be continued safely. It has been kept for our team to look at (reference " + string(id) + "). You can start a new application.",
+		Reason:  ReasonQuarantined, Restart: true,
+	})
+}
+
+// ReasonQuarantined is the JSON "reason" of the page a user gets when
+// their session's saved state cannot be restored.
+const ReasonQuarantined = "quarantined"
 
 func (n *Node) serverError(w http.ResponseWriter, r *http.Request, id model.SessionID, err error) {
 	n.log.Error("request failed", "session", id, "err", err)
@@ -404,7 +433,7 @@ func (n *Node) acquireOrStart(ctx context.Context, r *http.Request, id model.Ses
 	if !errors.Is(err, errNoSession) {
 		return nil, false, err
 	}
-	if seq != 0 {
+	if seq != 0 || errors.Is(err, errEnded) {
 		return nil, false, errExpired
 	}
 	if n.liveSessions() >= n.cfg.MaxSessions {
@@ -435,9 +464,9 @@ func (n *Node) acquireOrStart(ctx context.Context, r *http.Request, id model.Ses
 func (n *Node) refuseStart(w http.ResponseWriter, r *http.Request, id model.SessionID, err error) {
 	switch {
 	case errors.Is(err, errExpired):
-		n.met.interactions.WithLabelValues("expired").Inc()
-		n.setCookie(w, r, newID())
-		n.fail(w, r, http.StatusGone, "Your session has ended", "It was finished or unused for too long. You can start a new application.", true)
+		n.ended(w, r)
+	case errors.Is(err, errQuarantined):
+		n.quarantined(w, r, id)
 	case errors.Is(err, errCapacity):
 		n.unavailable(w, r, UnavailableCapacity, "We are very busy right now. Please try again in a few minutes.")
 	case errors.Is(err, errRate):
@@ -476,7 +505,10 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 func (n *Node) ready() (bool, string) {
 	switch {
 	case !n.started.Load():
-		return false, "connecting to NATS"
+		if j := n.joining.Load(); j != nil {
+			return false, *j
+		}
+		return false, "starting"
 	case !n.nc.IsConnected():
 		return false, "disconnected from NATS"
 	case n.draining.Load():

@@ -18,6 +18,7 @@ type metrics struct {
 	snapshotBytes      prometheus.Histogram
 	unavailable        *prometheus.CounterVec
 	ended              *prometheus.CounterVec
+	purged             prometheus.Counter
 	failovers          prometheus.Counter
 	fenced             prometheus.Counter
 	fencedOver         prometheus.Counter
@@ -30,7 +31,7 @@ func newMetrics(n *Node) *metrics {
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
 	m := &metrics{reg: reg}
 	m.interactions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "understudy_interactions_total",
-		Help: "Interactions by result: ok, invalid, stale, diverged, not_replicated, expired, csrf, rate_limited, too_large, bad_session, error."}, []string{"result"})
+		Help: "Interactions by result: ok, invalid, stale, diverged, not_replicated, expired, csrf, rate_limited, too_large, bad_session, quarantined, error."}, []string{"result"})
 	m.interactionSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "understudy_interaction_seconds",
 		Help: "Time to handle an interaction that was answered, replication included.", Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16)})
 	m.publishSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "understudy_publish_seconds",
@@ -40,14 +41,16 @@ func newMetrics(n *Node) *metrics {
 	m.unavailable = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "understudy_unavailable_total",
 		Help: "Requests answered 503, by reason: backup, draining, lease, broker, capacity."}, []string{"reason"})
 	m.ended = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "understudy_sessions_ended_total",
-		Help: "Sessions ended with a tombstone, by why: finished, idle."}, []string{"why"})
+		Help: "Sessions ended with a tombstone, by why: finished, idle, erased."}, []string{"why"})
+	m.purged = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_sessions_purged_total",
+		Help: "Ended sessions whose history was purged from the stream once their retention had passed."})
 	m.failovers = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_promotions_total", Help: "Times this node became the primary."})
 	m.fenced = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_fenced_total", Help: "Publishes refused because another node owns the session, and demotions."})
 	m.fencedOver = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_published_over_fenced_total", Help: "Publishes that replaced a fenced snapshot."})
 	m.quarantined = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_quarantined_total", Help: "Snapshots that could not be used: corrupt, unknown application or step."})
 	m.asyncErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_async_publish_errors_total", Help: "Async publishes that failed."})
 	for _, c := range []prometheus.Collector{m.interactions, m.interactionSeconds, m.publishSeconds, m.snapshotBytes,
-		m.unavailable, m.ended, m.failovers, m.fenced, m.fencedOver, m.quarantined, m.asyncErrors} {
+		m.unavailable, m.ended, m.purged, m.failovers, m.fenced, m.fencedOver, m.quarantined, m.asyncErrors} {
 		f(c)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "understudy_sessions", Help: "Live sessions held in memory by this primary."},

@@ -42,9 +42,11 @@ type Node struct {
 	serving  atomic.Bool // promoted (or claimed) and not handing over
 	draining atomic.Bool // handing over: refuse new interactions
 	epoch    atomic.Uint64
-	started  atomic.Bool // connected and joined
+	started  atomic.Bool            // connected and joined
+	joining  atomic.Pointer[string] // what join is doing, until started
 
 	sessions *table
+	purges   purges
 	limiter  *limiter
 	inflight gate // interactions being handled
 
@@ -145,6 +147,7 @@ func (n *Node) Run(ctx context.Context) error {
 // and bucket, starts replication and the group membership, and claims the
 // group when started as primary.
 func (n *Node) join(ctx context.Context) error {
+	n.setJoining("connecting to NATS at " + n.cfg.NATS.RedactedURL() + " (retrying until it answers)")
 	nc, err := broker.Connect(ctx, n.cfg.NATS)
 	if err != nil {
 		return fmt.Errorf("node %s: %w", n.cfg.Node, err)
@@ -154,6 +157,7 @@ func (n *Node) join(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node %s: %w", n.cfg.Node, err)
 	}
+	n.setJoining("provisioning the session stream and the groups bucket (retrying until NATS has a JetStream leader)")
 	stream, kv, err := broker.Provision(ctx, js, n.cfg.Stream, n.cfg.Bucket, n.log)
 	if err != nil {
 		return fmt.Errorf("node %s: %w", n.cfg.Node, err)
@@ -162,11 +166,11 @@ func (n *Node) join(ctx context.Context) error {
 
 	fence := &lateFence{}
 	n.pub = publisher.New(js, n.stream, publisher.Config{
-		Subjects: n.cfg.Subjects, Node: n.cfg.Node, Fence: fence, Logger: n.log,
+		Subjects: n.cfg.Subjects, Node: n.cfg.Node, Fence: fence, Sealer: n.cfg.Sealer, Logger: n.log,
 		OnAsyncError: func(err error) { n.met.asyncErrors.Inc(); n.log.Error("async publish", "err", err) },
 	})
 	subCfg := subscriber.Config{
-		Subjects: n.cfg.Subjects, Fence: fence, Logger: n.log,
+		Subjects: n.cfg.Subjects, Fence: fence, Sealer: n.cfg.Sealer, Logger: n.log,
 		OnQuarantine: func(id model.SessionID, err error) { n.met.quarantined.Inc() },
 	}
 	n.reader = subscriber.NewReader(n.stream, subCfg)
@@ -191,6 +195,7 @@ func (n *Node) join(ctx context.Context) error {
 	n.member = group.New(nc, kv, n.stream, gcfg, hooks)
 	fence.f = n.member.Fence()
 
+	n.setJoining("starting replication and joining the group")
 	if n.sub != nil {
 		if err := n.sub.Start(ctx); err != nil {
 			return fmt.Errorf("node %s: %w", n.cfg.Node, err)
@@ -198,6 +203,9 @@ func (n *Node) join(ctx context.Context) error {
 	}
 	if err := n.member.Start(ctx); err != nil {
 		return fmt.Errorf("node %s: %w", n.cfg.Node, err)
+	}
+	if _, err := nc.Subscribe(n.cfg.Subjects.EraseSubject(), n.onErase); err != nil {
+		return fmt.Errorf("node %s: subscribe erase: %w", n.cfg.Node, err)
 	}
 	n.started.Store(true)
 	go n.sweep(ctx)
@@ -220,6 +228,8 @@ func (n *Node) join(ctx context.Context) error {
 	}
 	return nil
 }
+
+func (n *Node) setJoining(what string) { n.joining.Store(&what) }
 
 // lateFence lets the publisher and subscriber be built before the member
 // whose claims they judge by.
@@ -244,6 +254,8 @@ func (n *Node) promote(ctx context.Context, p group.Promotion) (int, error) {
 		held = n.sub.Len()
 	}
 	go n.adoptAll(p.Epoch)
+	n.purges.clear()
+	go n.scanTombstones(context.Background(), p.Epoch)
 	return held, nil
 }
 

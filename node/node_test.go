@@ -88,10 +88,11 @@ type client struct {
 
 type page struct {
 	model.Page
-	CSRF  string          `json:"csrf"`
-	Stale bool            `json:"stale"`
-	Vals  json.RawMessage `json:"values"`
-	Error string          `json:"error"`
+	CSRF   string          `json:"csrf"`
+	Stale  bool            `json:"stale"`
+	Vals   json.RawMessage `json:"values"`
+	Error  string          `json:"error"`
+	Reason string          `json:"reason"`
 }
 
 func newClient(t *testing.T, base string) *client {
@@ -338,7 +339,7 @@ func latest(t *testing.T, srv *brokertest.Server, c *client) snapshot.Stored {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := snapshot.Latest(context.Background(), stream, broker.Subjects{}, c.page.Session, nil)
+	st, err := snapshot.Latest(context.Background(), stream, broker.Subjects{}, nil, c.page.Session, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,13 +23,53 @@ type session struct {
 	gone     bool       // removed from the table: look the id up again
 }
 
-// table holds the live sessions of a primary.
+// table holds the live sessions of a primary, and remembers the last
+// sessions it ended.
 type table struct {
-	mu sync.Mutex
-	m  map[model.SessionID]*session
+	mu    sync.Mutex
+	m     map[model.SessionID]*session
+	ended endedSet
 }
 
-func newTable() *table { return &table{m: map[model.SessionID]*session{}} }
+func newTable() *table {
+	return &table{m: map[model.SessionID]*session{}, ended: newEndedSet(maxEnded)}
+}
+
+// maxEnded bounds the ended sessions a node remembers: enough to outlast
+// its own subscriber's lag by far (it drops a session when the tombstone
+// arrives), little memory (about 60 bytes each).
+const maxEnded = 10_000
+
+// endedSet remembers the last max ids, first in first out.
+type endedSet struct {
+	max  int
+	ids  map[model.SessionID]struct{}
+	ring []model.SessionID
+	head int
+}
+
+func newEndedSet(max int) endedSet {
+	return endedSet{max: max, ids: map[model.SessionID]struct{}{}}
+}
+
+func (e *endedSet) add(id model.SessionID) {
+	if _, ok := e.ids[id]; ok {
+		return
+	}
+	if len(e.ring) < e.max {
+		e.ring = append(e.ring, id)
+	} else {
+		delete(e.ids, e.ring[e.head])
+		e.ring[e.head] = id
+		e.head = (e.head + 1) % e.max
+	}
+	e.ids[id] = struct{}{}
+}
+
+func (e *endedSet) has(id model.SessionID) bool {
+	_, ok := e.ids[id]
+	return ok
+}
 
 // get returns the session of id, creating an empty entry when create is set.
 func (t *table) get(id model.SessionID, create bool) *session {
@@ -51,6 +91,21 @@ func (t *table) remove(s *session) {
 	}
 	t.mu.Unlock()
 	s.gone = true
+}
+
+// end drops a session that ended and remembers it ended; the caller
+// holds s.mu.
+func (t *table) end(s *session) {
+	t.mu.Lock()
+	t.ended.add(s.id)
+	t.mu.Unlock()
+	t.remove(s)
+}
+
+func (t *table) hasEnded(id model.SessionID) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.ended.has(id)
 }
 
 func (t *table) len() int {
@@ -81,8 +136,18 @@ func (t *table) clear() {
 	}
 }
 
-// errNoSession: the stream holds no live session of this id.
-var errNoSession = errors.New("no such session")
+// Errors of acquire.
+var (
+	// errNoSession: the stream holds no live session of this id.
+	errNoSession = errors.New("no such session")
+	// errEnded: the session ended here (finished, idle or erased); its
+	// id is not given to a new session.
+	errEnded = fmt.Errorf("%w: it ended", errNoSession)
+	// errQuarantined: the session's newest snapshot cannot be restored: it
+	// does not open, decode or fit the registered applications. Its user
+	// gets a page that says so; the session needs an operator.
+	errQuarantined = errors.New("session quarantined")
+)
 
 // acquire returns the session of id locked, loaded from memory or, after a
 // takeover, from the held snapshot or the stream. It returns errNoSession
@@ -97,6 +162,13 @@ func (n *Node) acquire(ctx context.Context, id model.SessionID) (*session, error
 		}
 		if s.run != nil {
 			return s, nil
+		}
+		if n.sessions.hasEnded(id) {
+			// Its tombstone may not have reached this node's subscriber yet:
+			// the copy it holds must not bring it back.
+			n.sessions.remove(s)
+			s.mu.Unlock()
+			return nil, errEnded
 		}
 		run, err := n.adopt(ctx, id)
 		if err != nil {
@@ -118,6 +190,9 @@ func (n *Node) adopt(ctx context.Context, id model.SessionID) (*model.Run, error
 		// A hot node drained its copy of the stream before it claimed, and
 		// every session written since is its own: what it does not hold
 		// does not exist.
+		if qerr := n.sub.QuarantineOf(id); qerr != nil {
+			return nil, n.quarantine(id, 0, qerr)
+		}
 		var ok bool
 		if st, ok = n.sub.Get(id); !ok {
 			return nil, errNoSession
@@ -125,10 +200,12 @@ func (n *Node) adopt(ctx context.Context, id model.SessionID) (*model.Run, error
 	} else {
 		// A cold standby reads the newest valid snapshot from the leader.
 		st, err = n.reader.ReadLatest(ctx, id)
-		if errors.Is(err, snapshot.ErrNotFound) {
+		switch {
+		case errors.Is(err, snapshot.ErrNotFound):
 			return nil, errNoSession
-		}
-		if err != nil {
+		case errors.Is(err, snapshot.ErrBadMessage), errors.Is(err, snapshot.ErrHistoryLost):
+			return nil, n.quarantine(id, st.StreamSeq, err)
+		case err != nil:
 			return nil, err
 		}
 	}
@@ -137,7 +214,9 @@ func (n *Node) adopt(ctx context.Context, id model.SessionID) (*model.Run, error
 	}
 	run, err := n.materialize(ctx, st)
 	if err != nil {
-		n.met.quarantined.Inc()
+		if unrestorable(err) {
+			return nil, n.quarantine(id, st.StreamSeq, err)
+		}
 		n.log.Error("cannot restore session", "session", id, "stream_seq", st.StreamSeq, "err", err)
 		return nil, err
 	}
@@ -147,13 +226,41 @@ func (n *Node) adopt(ctx context.Context, id model.SessionID) (*model.Run, error
 	return run, nil
 }
 
+// quarantine reports a session whose snapshot cannot be restored. The
+// error names the session and says what is wrong; it never carries
+// payload bytes.
+func (n *Node) quarantine(id model.SessionID, streamSeq uint64, err error) error {
+	n.met.quarantined.Inc()
+	n.log.Error("session quarantined: its snapshot cannot be restored", "session", id, "stream_seq", streamSeq, "err", err)
+	return fmt.Errorf("session %s: %w: %w", id, errQuarantined, err)
+}
+
+// unrestorable reports a materialize error that is about the snapshot
+// itself, so that trying again cannot help: it does not open or decode, or
+// does not fit the registered applications. An entity that cannot be
+// resolved, or a database that does not answer, may be fixed: not these.
+func unrestorable(err error) bool {
+	var de *cbor.DecodeError
+	switch {
+	case errors.As(err, &de), errors.Is(err, snapshot.ErrSealed), errors.Is(err, snapshot.ErrBadMessage),
+		errors.Is(err, model.ErrUnknownApp), errors.Is(err, model.ErrUnknownVersion), errors.Is(err, model.ErrUnknownStep),
+		errors.Is(err, model.ErrCorruptSession), errors.Is(err, model.ErrLimit), errors.Is(err, model.ErrBadSessionID):
+		return true
+	}
+	return false
+}
+
 func (n *Node) materialize(ctx context.Context, st snapshot.Stored) (*model.Run, error) {
-	s, err := cbor.Decode(st.Data)
+	data, err := snapshot.Open(n.cfg.Sealer, st.Meta, st.Data)
+	if err != nil {
+		return nil, err
+	}
+	s, err := cbor.Decode(data)
 	if err != nil {
 		return nil, err
 	}
 	if s.ID != st.Session {
-		return nil, fmt.Errorf("session %s: snapshot is of session %s", st.Session, s.ID)
+		return nil, fmt.Errorf("session %s: %w: snapshot is of session %s", st.Session, snapshot.ErrBadMessage, s.ID)
 	}
 	run, err := n.eng.Materialize(ctx, s)
 	if err != nil {
@@ -201,9 +308,13 @@ func (n *Node) adoptAll(epoch uint64) {
 	n.log.Info("sessions materialized after promotion", "sessions", done, "of", len(ids), "took", time.Since(start))
 }
 
-// sweep ends idle and finished sessions with a tombstone.
+// sweep ends idle and finished sessions with a tombstone, and purges
+// ended sessions whose retention has passed.
 func (n *Node) sweep(ctx context.Context) {
 	every := min(n.cfg.Idle, n.cfg.FinishedLinger) / 4
+	if n.cfg.Retention > 0 {
+		every = min(every, n.cfg.Retention/4)
+	}
 	every = max(every, 50*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -217,6 +328,7 @@ func (n *Node) sweep(ctx context.Context) {
 			continue
 		}
 		now := time.Now()
+		n.runPurges(ctx, now)
 		for _, s := range n.sessions.all() {
 			if !s.mu.TryLock() {
 				continue // busy: not idle
@@ -239,14 +351,15 @@ func (n *Node) sweep(ctx context.Context) {
 func (n *Node) end(ctx context.Context, s *session, why string) {
 	if n.cfg.Replication != Off {
 		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := n.pub.End(ectx, s.id, n.epoch.Load(), s.run.Seq())
+		ack, err := n.pub.End(ectx, s.id, n.epoch.Load(), s.run.Seq())
 		cancel()
 		if err != nil {
 			n.log.Warn("cannot end session", "session", s.id, "why", why, "err", err)
 			return
 		}
+		n.schedulePurge(s.id, ack.StreamSeq, time.Now(), false)
 	}
-	n.sessions.remove(s)
+	n.sessions.end(s)
 	n.met.ended.WithLabelValues(why).Inc()
 	n.log.Info("session ended", "session", s.id, "why", why, "seq", s.run.Seq())
 }

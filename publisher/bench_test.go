@@ -1,6 +1,7 @@
 package publisher_test
 
 import (
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"understudy/model"
 	"understudy/model/modeltest"
 	"understudy/publisher"
+	"understudy/snapshot"
 )
 
 // benchSessions returns n realistic sessions (about 4 KiB encoded: a quote
@@ -32,7 +34,8 @@ func benchSessions(b *testing.B, n int) []*model.Session {
 // BenchmarkPublish compares, in one run, a plain JetStream sync publish of
 // pre-encoded snapshot bytes (raw: the floor) with a session publish through
 // the publisher (understudy: encoding, Nats-Msg-Id hash, headers, expected
-// sequence), on the embedded server's default: fsync on every write.
+// sequence) and the same with the payload sealed (understudy-sealed:
+// AES-256-GCM), on the embedded server's default: fsync on every write.
 func BenchmarkPublish(b *testing.B) { benchPublish(b) }
 
 // BenchmarkPublishPeriodicFsync is the same with the server fsyncing in the
@@ -62,26 +65,37 @@ func benchPublish(b *testing.B, opts ...brokertest.Option) {
 		}
 		b.ReportMetric(float64(len(data)), "bytes/snapshot")
 	})
-	b.Run("understudy", func(b *testing.B) {
-		p := e.publisher(b, "n1", nil)
-		// Start where raw left each subject.
-		for _, s := range sessions {
-			st, err := e.stream.GetLastMsgForSubject(ctx, mustSubject(b, s.ID))
-			if err == nil {
-				p.Track(s.ID, st.Sequence)
+	keys, err := snapshot.ParseKeyring([]byte("bench " + strings.Repeat("5c", 32)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		sealer snapshot.Sealer
+	}{{"understudy", nil}, {"understudy-sealed", keys}} {
+		b.Run(c.name, func(b *testing.B) {
+			p := e.publisherOn(b, e.js, "n1", nil, func(cfg *publisher.Config) { cfg.Sealer = c.sealer })
+			// Start where the previous run left each subject.
+			for _, s := range sessions {
+				st, err := e.stream.GetLastMsgForSubject(ctx, mustSubject(b, s.ID))
+				if err == nil {
+					p.Track(s.ID, st.Sequence)
+				}
 			}
-		}
-		i := 0
-		for b.Loop() {
-			s := sessions[i%len(sessions)]
-			s.Seq++
-			if _, err := p.Publish(ctx, s); err != nil {
-				b.Fatal(err)
+			i, bytes := 0, 0
+			for b.Loop() {
+				s := sessions[i%len(sessions)]
+				s.Seq++
+				ack, err := p.Publish(ctx, s)
+				if err != nil {
+					b.Fatal(err)
+				}
+				bytes = ack.Bytes
+				i++
 			}
-			i++
-		}
-		b.ReportMetric(float64(len(data)), "bytes/snapshot")
-	})
+			b.ReportMetric(float64(bytes), "bytes/snapshot")
+		})
+	}
 }
 
 func mustSubject(b *testing.B, id model.SessionID) string {

@@ -95,7 +95,7 @@ func TestClusterLosesAServerWhilePublishing(t *testing.T) {
 		t.Fatal(err)
 	}
 	for id, ack := range acked {
-		st, err := snapshot.Latest(ctx, rs, broker.Subjects{}, id, nil)
+		st, err := snapshot.Latest(ctx, rs, broker.Subjects{}, nil, id, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -48,6 +48,10 @@ type Config struct {
 	// MaxSnapshot refuses larger snapshots before publishing them; keep it
 	// at or below the stream's maximum message size.
 	MaxSnapshot int
+	// Sealer, if set, seals every payload after encoding (see
+	// snapshot.Sealer), tombstones included, and opens what the publisher
+	// reads back from the stream. Default: payloads are not sealed.
+	Sealer snapshot.Sealer
 	// Logger receives warnings (fenced snapshots published over, unknown
 	// outcomes). Default slog.Default().
 	Logger *slog.Logger

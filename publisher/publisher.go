@@ -123,13 +123,39 @@ func (p *Publisher) Publish(ctx context.Context, s *model.Session) (Ack, error) 
 		return Ack{}, err
 	}
 	meta := snapshot.Meta{Session: s.ID, Epoch: s.Epoch, Seq: s.Seq, Node: s.Node, Format: cbor.FormatVersion}
+	if data, err = p.seal(&meta, data); err != nil {
+		return Ack{}, err
+	}
 	return p.publish(ctx, meta, data)
+}
+
+// seal seals a payload when the publisher has a Sealer, setting meta.Key.
+// The sealed bytes are what is published, hashed into Nats-Msg-Id, and
+// sent again by every retry of the same publish, so a retry is still
+// deduplicated.
+func (p *Publisher) seal(meta *snapshot.Meta, data []byte) ([]byte, error) {
+	if p.cfg.Sealer == nil {
+		return data, nil
+	}
+	sealed, key, err := p.cfg.Sealer.Seal(*meta, data)
+	if err != nil {
+		return nil, fmt.Errorf("session %s seq %d: %w", meta.Session, meta.Seq, err)
+	}
+	meta.Key = key
+	return sealed, nil
 }
 
 // End publishes the session's tombstone: the session ended (finished or
 // idle past its lifetime). Backups drop it; its history is purged later.
 func (p *Publisher) End(ctx context.Context, id model.SessionID, epoch, seq uint64) (Ack, error) {
-	ack, err := p.publish(ctx, snapshot.Meta{Session: id, Epoch: epoch, Seq: seq, Node: p.cfg.Node, Format: cbor.FormatVersion, Tombstone: true}, nil)
+	meta := snapshot.Meta{Session: id, Epoch: epoch, Seq: seq, Node: p.cfg.Node, Format: cbor.FormatVersion, Tombstone: true}
+	// A sealed tombstone authenticates: with sealing on, a reader takes no
+	// tombstone that was not written by a holder of the key.
+	data, err := p.seal(&meta, nil)
+	if err != nil {
+		return Ack{}, err
+	}
+	ack, err := p.publish(ctx, meta, data)
 	if err == nil {
 		p.Forget(id)
 	}
@@ -311,7 +337,7 @@ func (p *Publisher) top(ctx context.Context, id model.SessionID) (snapshot.Store
 	if err != nil {
 		return snapshot.Stored{}, fmt.Errorf("session %s: read last snapshot: %w", id, err)
 	}
-	st, err := snapshot.FromRaw(p.cfg.Subjects, raw)
+	st, err := snapshot.FromRaw(p.cfg.Subjects, p.cfg.Sealer, raw)
 	if err != nil {
 		// A message that is not a valid snapshot cannot be a newer owner's:
 		// a reader ignores it like a fenced one.

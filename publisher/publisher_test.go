@@ -76,7 +76,7 @@ func stamped(t testing.TB, n int, stop, node string, epoch uint64) *model.Sessio
 
 func (e *env) latest(t testing.TB, id model.SessionID, fence snapshot.Fence) snapshot.Stored {
 	t.Helper()
-	st, err := snapshot.Latest(ctx, e.stream, e.subject, id, fence)
+	st, err := snapshot.Latest(ctx, e.stream, e.subject, nil, id, fence)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,5 +337,126 @@ func TestAsyncBackpressureAndErrors(t *testing.T) {
 	var div *publisher.DivergedError
 	if !errors.As(err, &div) || div.Stored.Seq != stamped(t, 200, "vehicle", "n1", 1).Seq {
 		t.Fatalf("got %v, want a DivergedError with the stored snapshot", err)
+	}
+}
+
+// TestSealedSnapshots: with a Sealer, what the stream stores is sealed
+// (its Understudy-Key names the key, its Nats-Msg-Id hashes the sealed
+// bytes), a reader with the key opens it, tombstones are sealed too, and
+// a retried publish of the same snapshot is still recognised as stored.
+func TestSealedSnapshots(t *testing.T) {
+	e := setup(t)
+	k, err := snapshot.ParseKeyring([]byte("k1 " + strings.Repeat("42", 32) + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := e.publisherOn(t, e.js, "n1", nil, func(c *publisher.Config) { c.Sealer = k })
+	s := stamped(t, 1, "vehicle", "n1", 1)
+	plain, _ := cbor.Marshal(s)
+	ack, err := p.Publish(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snapshot.Latest(ctx, e.stream, e.subject, nil, s.ID, nil); !errors.Is(err, snapshot.ErrSealed) {
+		t.Fatalf("read without the key: %v", err)
+	}
+	st, err := snapshot.Latest(ctx, e.stream, e.subject, k, s.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Key != "k1" || st.StreamSeq != ack.StreamSeq || bytes.Contains(st.Data, []byte("Ada")) || ack.Bytes != len(st.Data) {
+		t.Fatalf("stored %+v (%d bytes)", st.Meta, len(st.Data))
+	}
+	got, err := snapshot.Open(k, st.Meta, st.Data)
+	if err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("opened %d bytes, %v; want the encoding", len(got), err)
+	}
+	// The next publish chains on the sealed one.
+	s2 := stamped(t, 1, "drivers/driver/who", "n1", 1)
+	if _, err := p.Publish(ctx, s2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.End(ctx, s.ID, 1, s2.Seq); err != nil {
+		t.Fatal(err)
+	}
+	end, err := snapshot.Latest(ctx, e.stream, e.subject, k, s.ID, nil)
+	if err != nil || !end.Tombstone || end.Key != "k1" || len(end.Data) != 28 {
+		t.Fatalf("tombstone %+v, %v", end.Meta, err)
+	}
+}
+
+// TestEraseAndPurge: Erase leaves nothing of a session but a tombstone,
+// whatever its newest message was (a valid snapshot of another owner, a
+// corrupt message); Purge of the tombstone leaves nothing at all; other
+// sessions are untouched.
+func TestEraseAndPurge(t *testing.T) {
+	e := setup(t)
+	owner := e.publisher(t, "n1", nil)
+	keep := stamped(t, 9, "vehicle", "n1", 1)
+	if _, err := owner.Publish(ctx, keep); err != nil {
+		t.Fatal(err)
+	}
+	count := func(id model.SessionID) (n int, tombstones int) {
+		t.Helper()
+		subject, _ := e.subject.SessionSubject(string(id))
+		for seq := uint64(1); ; {
+			raw, err := e.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				return n, tombstones
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+			if raw.Header.Get(snapshot.HeaderTombstone) == "1" {
+				if len(raw.Data) != 0 {
+					t.Fatalf("a tombstone with %d bytes", len(raw.Data))
+				}
+				tombstones++
+			}
+			seq = raw.Sequence + 1
+		}
+	}
+	for i, spoil := range []bool{false, true} {
+		id := modeltest.SessionID(20 + i)
+		for _, stop := range []string{"applicant", "vehicle", "drivers/driver/who"} {
+			if _, err := owner.Publish(ctx, stamped(t, 20+i, stop, "n1", 1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if spoil {
+			subject, _ := e.subject.SessionSubject(string(id))
+			if _, err := e.js.Publish(ctx, subject, []byte("corrupt")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// An operator's tool, at a later epoch, with no idea of the session.
+		ack, err := e.publisher(t, "operator", nil).Erase(ctx, id, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, tombs := count(id); n != 1 || tombs != 1 {
+			t.Fatalf("after erase: %d messages, %d tombstones; want only the tombstone", n, tombs)
+		}
+		st := e.latest(t, id, nil)
+		if !st.Tombstone || st.StreamSeq != ack.StreamSeq || st.Node != "operator" {
+			t.Fatalf("newest %+v", st.Meta)
+		}
+		// Erasing again finds the tombstone.
+		if again, err := e.publisher(t, "operator", nil).Erase(ctx, id, 2); err != nil || again.StreamSeq != ack.StreamSeq {
+			t.Fatalf("erase again: %+v %v", again, err)
+		}
+		if err := owner.Purge(ctx, id, ack.StreamSeq); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := count(id); n != 0 {
+			t.Fatalf("after purge: %d messages", n)
+		}
+	}
+	if _, err := owner.Erase(ctx, modeltest.SessionID(99), 1); !errors.Is(err, snapshot.ErrNotFound) {
+		t.Errorf("erase of a session never published: %v", err)
+	}
+	if n, _ := count(keep.ID); n != 1 {
+		t.Fatalf("another session: %d messages, want 1", n)
 	}
 }

@@ -19,4 +19,15 @@
 // reader ignores it (Fenced). Latest walks back over fenced snapshots
 // through each message's Understudy-Prev header, so a reader finds the
 // newest valid snapshot even when fenced ones sit on top of it.
+//
+// # Sealed payloads
+//
+// Payloads may be sealed (Sealer; Keyring is AES-256-GCM with rotating
+// keys): the publisher seals after encoding, the Understudy-Key header
+// names the key, and Nats-Msg-Id hashes the sealed bytes. A seal is bound
+// to its message's session, epoch, sequence and tombstone flag, so a
+// sealed payload moved to another subject, or whose headers changed, is
+// refused like any bad message (ErrBadMessage wrapping ErrSealed): its
+// session is quarantined, nothing else is affected. Stored.Data is always
+// the payload as stored; Open gives the plaintext.
 package snapshot

@@ -14,7 +14,7 @@ import (
 // Stored is a snapshot as the stream holds it.
 type Stored struct {
 	Meta
-	Data []byte // the CBOR snapshot; empty for a tombstone
+	Data []byte // the CBOR snapshot as stored, sealed if Key is set (see Open); empty for a tombstone
 }
 
 // maxWalk bounds the walk back over fenced snapshots: the stream keeps a
@@ -25,8 +25,9 @@ const maxWalk = 256
 // leader (never a direct get, which may be answered by a lagging replica),
 // walking back over fenced snapshots. A tombstone is returned as the newest
 // snapshot with Tombstone set. It returns ErrNotFound when the session has
-// no valid snapshot.
-func Latest(ctx context.Context, stream jetstream.Stream, subjects broker.Subjects, id model.SessionID, fence Fence) (Stored, error) {
+// no valid snapshot. Sealed payloads are checked with sealer (see
+// ParseMeta).
+func Latest(ctx context.Context, stream jetstream.Stream, subjects broker.Subjects, sealer Sealer, id model.SessionID, fence Fence) (Stored, error) {
 	subject, err := subjects.SessionSubject(string(id))
 	if err != nil {
 		return Stored{}, fmt.Errorf("session %s: %w", id, err)
@@ -39,7 +40,7 @@ func Latest(ctx context.Context, stream jetstream.Stream, subjects broker.Subjec
 		return Stored{}, fmt.Errorf("session %s: read last snapshot: %w", id, err)
 	}
 	for range maxWalk {
-		st, err := FromRaw(subjects, raw)
+		st, err := FromRaw(subjects, sealer, raw)
 		if err != nil {
 			return st, err
 		}
@@ -64,9 +65,10 @@ func Latest(ctx context.Context, stream jetstream.Stream, subjects broker.Subjec
 	return Stored{}, fmt.Errorf("session %s: more than %d fenced snapshots: %w", id, maxWalk, ErrHistoryLost)
 }
 
-// FromRaw checks a message read from the stream and returns it as Stored.
-func FromRaw(subjects broker.Subjects, raw *jetstream.RawStreamMsg) (Stored, error) {
-	m, err := ParseMeta(subjects, raw.Subject, raw.Header, raw.Data, raw.Sequence, raw.Time)
+// FromRaw checks a message read from the stream (see ParseMeta) and
+// returns it as Stored.
+func FromRaw(subjects broker.Subjects, sealer Sealer, raw *jetstream.RawStreamMsg) (Stored, error) {
+	m, err := ParseMeta(subjects, sealer, raw.Subject, raw.Header, raw.Data, raw.Sequence, raw.Time)
 	if err != nil {
 		return Stored{Meta: m}, err
 	}

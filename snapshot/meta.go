@@ -23,6 +23,7 @@ const (
 	HeaderFormat    = "Understudy-Format"    // snapshot format version
 	HeaderPrev      = "Understudy-Prev"      // stream sequence of the previous message of the session (the expected last subject sequence it was published with), 0 if none
 	HeaderTombstone = "Understudy-Tombstone" // "1": the session ended; the payload is empty
+	HeaderKey       = "Understudy-Key"       // the id of the key that sealed the payload (see Sealer); absent if not sealed
 )
 
 // Meta is what a snapshot message says about itself.
@@ -34,9 +35,10 @@ type Meta struct {
 	Format    uint64
 	Prev      uint64 // stream sequence of the session's previous message
 	Tombstone bool
+	Key       string    // the id of the key that sealed the payload; "" if not sealed
 	StreamSeq uint64    // where the stream stored it (0 before it is stored)
 	Time      time.Time // when the stream stored it
-	Size      int       // payload bytes
+	Size      int       // payload bytes, as stored (sealed)
 }
 
 // Header returns the headers of a snapshot message with this meta and
@@ -51,6 +53,9 @@ func (m Meta) Header(data []byte) nats.Header {
 	h.Set(HeaderPrev, strconv.FormatUint(m.Prev, 10))
 	if m.Tombstone {
 		h.Set(HeaderTombstone, "1")
+	}
+	if m.Key != "" {
+		h.Set(HeaderKey, m.Key)
 	}
 	return h
 }
@@ -68,8 +73,11 @@ func MsgID(id model.SessionID, epoch, seq uint64, tombstone bool, data []byte) s
 }
 
 // ParseMeta reads the meta of a stored snapshot message and checks it
-// against its subject, its Nats-Msg-Id and its payload's envelope.
-func ParseMeta(subjects broker.Subjects, subject string, h nats.Header, data []byte, streamSeq uint64, stored time.Time) (Meta, error) {
+// against its subject, its Nats-Msg-Id and its payload's envelope. A sealed
+// payload is opened with sealer to look at its envelope (and must open:
+// see Sealer); sealer nil reads unsealed payloads only. The plaintext is
+// not kept: Open gives it again when it is needed.
+func ParseMeta(subjects broker.Subjects, sealer Sealer, subject string, h nats.Header, data []byte, streamSeq uint64, stored time.Time) (Meta, error) {
 	raw, err := subjects.SessionID(subject)
 	if err != nil {
 		return Meta{}, fmt.Errorf("stream seq %d: subject %q: %w: %w", streamSeq, trunc(subject), ErrBadMessage, err)
@@ -97,16 +105,28 @@ func ParseMeta(subjects broker.Subjects, subject string, h nats.Header, data []b
 	default:
 		return bad("header %s %q", HeaderTombstone, trunc(h.Get(HeaderTombstone)))
 	}
+	if key := h.Get(HeaderKey); key != "" {
+		if broker.ValidToken(key) != nil || len(key) > MaxKeyIDLen {
+			return bad("header %s %q", HeaderKey, trunc(key))
+		}
+		m.Key = key
+	}
 	if want := MsgID(id, m.Epoch, m.Seq, m.Tombstone, data); h.Get(nats.MsgIdHdr) != want {
 		return bad("Nats-Msg-Id %q does not match the payload", trunc(h.Get(nats.MsgIdHdr)))
 	}
+	plain := data
+	if m.Key != "" || sealer != nil {
+		if plain, err = open(sealer, m, data); err != nil {
+			return m, fmt.Errorf("session %s stream seq %d: %w: %w", id, streamSeq, ErrBadMessage, err)
+		}
+	}
 	if m.Tombstone {
-		if len(data) != 0 {
-			return bad("tombstone with a %d-byte payload", len(data))
+		if len(plain) != 0 {
+			return bad("tombstone with a %d-byte payload", len(plain))
 		}
 		return m, nil
 	}
-	env, err := cbor.PeekEnvelope(data)
+	env, err := cbor.PeekEnvelope(plain)
 	if err != nil {
 		return m, fmt.Errorf("session %s stream seq %d: %w: %w", id, streamSeq, ErrBadMessage, err)
 	}

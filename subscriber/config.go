@@ -37,6 +37,13 @@ type Config struct {
 	// failover: tools and tests).
 	Fence snapshot.Fence
 
+	// Sealer opens sealed payloads to check them (see snapshot.Sealer); a
+	// payload that does not open quarantines its session. What is held is
+	// the payload as stored, still sealed: the plaintext of every session
+	// does not sit in a backup's memory, and snapshot.Open gives it at
+	// promotion. Default: payloads must not be sealed.
+	Sealer snapshot.Sealer
+
 	// Logger receives quarantines, messages that are not snapshots, and
 	// progress. Payload bytes are never logged. Default slog.Default().
 	Logger *slog.Logger

@@ -36,7 +36,7 @@
 //
 // Payloads are held as bytes, copied to slices of exactly their size, and
 // never decoded here: decoding happens once, at promotion. Per session the
-// store keeps about 80 bytes of metadata besides its map slot and id.
+// store keeps about 96 bytes of metadata besides its map slot and id.
 //
 // # Catch-up and progress
 //

@@ -33,16 +33,17 @@ type Reader struct {
 	stream   jetstream.Stream
 	subjects broker.Subjects
 	fence    snapshot.Fence
+	sealer   snapshot.Sealer
 	log      *slog.Logger
 
 	pullMaxBytes int // see Config.pullMaxBytes
 }
 
 // NewReader returns a Reader of stream (the session stream). It uses
-// cfg's Subjects, Fence and Logger. It does no I/O.
+// cfg's Subjects, Fence, Sealer and Logger. It does no I/O.
 func NewReader(stream jetstream.Stream, cfg Config) *Reader {
 	c := cfg.withDefaults()
-	return &Reader{stream: stream, subjects: c.Subjects, fence: c.Fence, log: c.Logger, pullMaxBytes: c.pullMaxBytes}
+	return &Reader{stream: stream, subjects: c.Subjects, fence: c.Fence, sealer: c.Sealer, log: c.Logger, pullMaxBytes: c.pullMaxBytes}
 }
 
 // ReadLatest reads the newest valid snapshot of session id from the stream
@@ -51,7 +52,7 @@ func NewReader(stream jetstream.Stream, cfg Config) *Reader {
 // snapshot.ErrNotFound; a session never published with one wrapping
 // snapshot.ErrNotFound.
 func (r *Reader) ReadLatest(ctx context.Context, id model.SessionID) (snapshot.Stored, error) {
-	st, err := snapshot.Latest(ctx, r.stream, r.subjects, id, r.fence)
+	st, err := snapshot.Latest(ctx, r.stream, r.subjects, r.sealer, id, r.fence)
 	if err != nil {
 		return snapshot.Stored{}, err
 	}
@@ -123,7 +124,7 @@ func (r *Reader) ReadAll(ctx context.Context, fn func(snapshot.Stored) error) er
 			break
 		}
 		seen.add(msg.Subject())
-		m, err := snapshot.ParseMeta(r.subjects, msg.Subject(), msg.Headers(), msg.Data(), md.Sequence.Stream, md.Timestamp)
+		m, err := snapshot.ParseMeta(r.subjects, r.sealer, msg.Subject(), msg.Headers(), msg.Data(), md.Sequence.Stream, md.Timestamp)
 		st := snapshot.Stored{Meta: m, Data: msg.Data()}
 		if err == nil && r.fence.Fenced(m.Epoch, m.StreamSeq) {
 			st, err = r.below(ctx, m)
@@ -151,7 +152,7 @@ func (r *Reader) ReadAll(ctx context.Context, fn func(snapshot.Stored) error) er
 		}
 		var st snapshot.Stored
 		if err == nil {
-			st, err = snapshot.Latest(ctx, r.stream, r.subjects, id, r.fence)
+			st, err = snapshot.Latest(ctx, r.stream, r.subjects, r.sealer, id, r.fence)
 			if errors.Is(err, snapshot.ErrNotFound) {
 				st, err = snapshot.Stored{}, nil
 			}
@@ -189,7 +190,7 @@ func (r *Reader) below(ctx context.Context, m snapshot.Meta) (snapshot.Stored, e
 	if m.Prev == 0 {
 		return snapshot.Stored{}, nil
 	}
-	st, err := snapshot.Latest(ctx, r.stream, r.subjects, m.Session, r.fence)
+	st, err := snapshot.Latest(ctx, r.stream, r.subjects, r.sealer, m.Session, r.fence)
 	if errors.Is(err, snapshot.ErrNotFound) {
 		return snapshot.Stored{}, nil
 	}

@@ -46,13 +46,14 @@ type store struct {
 }
 
 // entry is one held snapshot: its payload and the few fields of its meta
-// that a promotion needs. 80 bytes; the payload is a slice of exactly its
+// that a promotion needs. 96 bytes; the payload is a slice of exactly its
 // length, never the NATS message's buffer (which also holds the headers).
 // A held payload is never written to, so a Stored handed out stays valid
 // after the entry is updated.
 type entry struct {
 	data      []byte
 	node      string // interned: there are few nodes
+	key       string // the sealing key's id, interned; "" if not sealed
 	seq       uint64 // interaction sequence
 	epoch     uint64
 	streamSeq uint64
@@ -284,7 +285,7 @@ func (s *store) put(id model.SessionID, e *entry, m snapshot.Meta, data []byte) 
 		// replace the key with m's, which points into the subject.
 		s.held -= int64(len(e.data))
 	}
-	*e = entry{data: d, node: s.nodes.intern(m.Node), seq: m.Seq, epoch: m.Epoch, streamSeq: m.StreamSeq, stored: stored, format: m.Format}
+	*e = entry{data: d, node: s.nodes.intern(m.Node), key: s.nodes.intern(m.Key), seq: m.Seq, epoch: m.Epoch, streamSeq: m.StreamSeq, stored: stored, format: m.Format}
 	s.held += int64(len(d))
 	s.clearQuarantine(id, m.StreamSeq)
 }
@@ -339,6 +340,7 @@ func (s *store) stored(id model.SessionID, e *entry) (snapshot.Stored, bool) {
 			Seq:       e.seq,
 			Node:      e.node,
 			Format:    e.format,
+			Key:       e.key,
 			StreamSeq: e.streamSeq,
 			Time:      t,
 			Size:      len(e.data),

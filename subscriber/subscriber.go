@@ -247,7 +247,7 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg, cu *catchUp)
 	if cu != nil && md.Sequence.Stream <= cu.start.lastSeq {
 		cu.seen.add(msg.Subject())
 	}
-	m, perr := snapshot.ParseMeta(s.cfg.Subjects, msg.Subject(), msg.Headers(), msg.Data(), md.Sequence.Stream, md.Timestamp)
+	m, perr := snapshot.ParseMeta(s.cfg.Subjects, s.cfg.Sealer, msg.Subject(), msg.Headers(), msg.Data(), md.Sequence.Stream, md.Timestamp)
 	s.mu.Lock()
 	out, qerr := s.store.apply(m, msg.Data(), perr)
 	s.mu.Unlock()
@@ -352,7 +352,7 @@ func (s *Subscriber) readMissing(ctx context.Context, subjects []string) error {
 			continue
 		}
 		rctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
-		st, err := snapshot.Latest(rctx, s.stream, s.cfg.Subjects, id, s.cfg.Fence)
+		st, err := snapshot.Latest(rctx, s.stream, s.cfg.Subjects, s.cfg.Sealer, id, s.cfg.Fence)
 		cancel()
 		if transient(err) {
 			return fmt.Errorf("read session %s: %w", id, err)
@@ -416,7 +416,7 @@ func transient(err error) bool {
 // catch-up delivers only each session's newest message).
 func (s *Subscriber) fillGap(ctx context.Context, m snapshot.Meta) {
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
-	st, err := snapshot.Latest(rctx, s.stream, s.cfg.Subjects, m.Session, s.cfg.Fence)
+	st, err := snapshot.Latest(rctx, s.stream, s.cfg.Subjects, s.cfg.Sealer, m.Session, s.cfg.Fence)
 	cancel()
 	if ctx.Err() != nil {
 		return // closing
@@ -504,6 +504,19 @@ func (s *Subscriber) Quarantined() map[model.SessionID]error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.store.quarantines()
+}
+
+// QuarantineOf returns the error that quarantined session id, nil if it
+// is not quarantined. A quarantined session's older snapshot may still be
+// held (Get returns it); a promoted node does not serve it, since the
+// newest message, which its user may have been answered after, is lost.
+func (s *Subscriber) QuarantineOf(id model.SessionID) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if q, ok := s.store.quarantined[id]; ok {
+		return q.err
+	}
+	return nil
 }
 
 // Processed returns the highest stream sequence handled.
@@ -620,7 +633,7 @@ func (s *Subscriber) Refence(ctx context.Context) error {
 	s.mu.RUnlock()
 	var errs []error
 	for _, r := range refs {
-		st, err := snapshot.Latest(ctx, s.stream, s.cfg.Subjects, r.id, s.cfg.Fence)
+		st, err := snapshot.Latest(ctx, s.stream, s.cfg.Subjects, s.cfg.Sealer, r.id, s.cfg.Fence)
 		if transient(err) {
 			errs = append(errs, fmt.Errorf("refence session %s stream seq %d: %w", r.id, r.streamSeq, err))
 			continue

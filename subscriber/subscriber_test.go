@@ -1,6 +1,7 @@
 package subscriber_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -566,4 +567,71 @@ func TestRangeWhileUpdating(t *testing.T) {
 	}
 	e.drain(sub)
 	checkHolds(t, "after Range", sub, w)
+}
+
+// TestSealedSnapshots: a backup with the key holds sealed snapshots as
+// stored (still sealed) and quarantines one that does not open (moved to
+// another session's subject); a backup without the key quarantines every
+// sealed session, saying why.
+func TestSealedSnapshots(t *testing.T) {
+	e := newEnv(t)
+	k, err := snapshot.ParseKeyring([]byte("k1 " + strings.Repeat("5a", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal := func(s *model.Session) snapshot.Stored {
+		t.Helper()
+		plain, err := cbor.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := snapshot.Meta{Session: s.ID, Epoch: s.Epoch, Seq: s.Seq, Node: s.Node, Format: cbor.FormatVersion}
+		data, key, err := k.Seal(m, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Key = key
+		return e.publishMeta(m, data)
+	}
+	w := make(want)
+	for n := range 5 {
+		w.put(seal(e.session(n, 1)))
+	}
+	// Session 5's sealed payload, published on session 6's subject with
+	// headers that claim session 6 (and a matching Nats-Msg-Id).
+	moved := seal(e.session(5, 1))
+	w.put(moved)
+	m := moved.Meta
+	m.Session = e.session(6, 1).ID
+	e.publishMeta(m, moved.Data)
+
+	with := e.caughtUp(subscriber.Config{Sealer: k})
+	e.drain(with)
+	checkHolds(t, "with the key", with, w)
+	for id := range w {
+		got, _ := with.Get(id)
+		if got.Key != "k1" || bytes.Contains(got.Data, []byte("Ada")) {
+			t.Errorf("session %s held as %+v: want it still sealed", id, got.Meta)
+		}
+		if _, err := snapshot.Open(k, got.Meta, got.Data); err != nil {
+			t.Errorf("session %s: %v", id, err)
+		}
+	}
+	q := with.Quarantined()
+	if err := q[m.Session]; len(q) != 1 || !errors.Is(err, snapshot.ErrSealed) || !strings.Contains(err.Error(), string(m.Session)) {
+		t.Errorf("quarantined %v: want session %s, whose seal does not open", q, m.Session)
+	}
+
+	without := e.caughtUp(subscriber.Config{})
+	e.drain(without)
+	checkHolds(t, "without the key", without, want{})
+	q = without.Quarantined()
+	if len(q) != 7 {
+		t.Errorf("without the key: %d quarantined, want 7", len(q))
+	}
+	for id, err := range q {
+		if !errors.Is(err, snapshot.ErrSealed) || !strings.Contains(err.Error(), "no key file") || !strings.Contains(err.Error(), string(id)) {
+			t.Errorf("session %s: %v", id, err)
+		}
+	}
 }

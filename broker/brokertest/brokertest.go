@@ -46,6 +46,13 @@ func WithToken(token string) Option {
 	return func(c *broker.EmbeddedConfig) { c.Token = token }
 }
 
+// WithConfigFile makes the server read a nats-server configuration file
+// first (users and permissions: see broker.EmbeddedConfig.ConfigFile).
+// Clients then say who they are with AsUser.
+func WithConfigFile(path string) Option {
+	return func(c *broker.EmbeddedConfig) { c.ConfigFile = path }
+}
+
 // WithSyncInterval makes the server fsync in the background at interval
 // instead of on every write.
 func WithSyncInterval(interval time.Duration) Option {
@@ -54,6 +61,11 @@ func WithSyncInterval(interval time.Duration) Option {
 
 // ClientOption changes a client's configuration in Connect.
 type ClientOption func(*broker.Config)
+
+// AsUser makes the client authenticate as user with password.
+func AsUser(user, password string) ClientOption {
+	return func(c *broker.Config) { c.User, c.Password, c.Token = user, password, "" }
+}
 
 // NoReconnectBuffer makes the client fail a publish made while
 // disconnected, as nodes do.

@@ -44,6 +44,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tlsKey := fs.String("tls-key", "", "key file of -tls-cert")
 	natsCfg := cli.NATS(fs, "")
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS: listen address (loopback by default)")
+	natsConfig := fs.String("nats-server-config", "", "embedded NATS: a nats-server configuration file with users and permissions (deploy/nats/permissions.conf); -nats-user and -nats-password are then the gateway's own user")
+	listenCert := fs.String("nats-listen-cert", "", "embedded NATS: serve clients over TLS with this certificate file (it must name the -nats-listen host)")
+	listenKey := fs.String("nats-listen-key", "", "embedded NATS: key file of -nats-listen-cert")
+	listenCA := fs.String("nats-listen-ca", "", "embedded NATS: require client certificates signed by this CA file (mutual TLS)")
 	dataDir := fs.String("data", "understudy-data", "embedded NATS: data directory for JetStream file storage")
 	fsync := fs.String("nats-fsync", "always", "embedded NATS: fsync on every write (always) or at an interval (e.g. 100ms)")
 	maxStore := fs.Int64("nats-max-store", 1<<30, "embedded NATS: JetStream file store limit in bytes")
@@ -72,13 +76,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var actors []cli.Actor
 	embedded := natsCfg.URL == ""
 	var emb *broker.Embedded
+	if !embedded && (*natsConfig != "" || *listenCert != "" || *listenKey != "" || *listenCA != "") {
+		return fmt.Errorf("-nats-server-config and -nats-listen-* configure the embedded NATS server, which -nats turns off")
+	}
 	if embedded {
 		host, port, err := splitHostPort(*natsListen)
 		if err != nil {
 			return fmt.Errorf("-nats-listen: %w", err)
 		}
 		ecfg := broker.EmbeddedConfig{ServerName: "understudy-gateway", Host: host, Port: port, StoreDir: *dataDir,
-			JetStreamMaxStore: *maxStore, Logger: log, User: natsCfg.User, Password: natsCfg.Password, Token: natsCfg.Token}
+			JetStreamMaxStore: *maxStore, Logger: log, ConfigFile: *natsConfig,
+			TLS: broker.ServerTLS{CertFile: *listenCert, KeyFile: *listenKey, CAFile: *listenCA, VerifyClients: *listenCA != ""}}
+		if *natsConfig == "" {
+			// Without a file of users, the gateway's credentials are the
+			// server's only ones: every node and tool uses them too.
+			ecfg.User, ecfg.Password, ecfg.Token = natsCfg.User, natsCfg.Password, natsCfg.Token
+		}
+		if *listenCert != "" && natsCfg.TLS.CAFile == "" {
+			// The gateway's own client trusts the certificate it serves.
+			natsCfg.TLS.CAFile = *listenCert
+		}
 		if *fsync != "always" {
 			d, err := time.ParseDuration(*fsync)
 			if err != nil {

@@ -42,6 +42,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	natsPort := fs.Int("nats-port", 4222, "the embedded NATS server's port (the nats CLI connects to it)")
 	backups := fs.Int("backups", 1, "backup nodes")
 	restart := fs.Bool("restart", true, "restart a node that dies, as a backup")
+	snapshotKey := fs.String("snapshot-key", "", "key file the nodes seal snapshots with (see primary -h)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -63,7 +64,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	l, err := deploy.StartLocal(startCtx, deploy.Config{Bin: bins, Dir: dataDir, Gateway: *port, NATS: *natsPort})
+	var nodeArgs []string
+	if *snapshotKey != "" {
+		key, err := filepath.Abs(*snapshotKey)
+		if err != nil {
+			return err
+		}
+		nodeArgs = append(nodeArgs, "-snapshot-key", key)
+	}
+	l, err := deploy.StartLocal(startCtx, deploy.Config{Bin: bins, Dir: dataDir, Gateway: *port, NATS: *natsPort, NodeArgs: nodeArgs})
 	if err != nil {
 		return err
 	}

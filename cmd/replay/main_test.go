@@ -692,3 +692,83 @@ func TestErrors(t *testing.T) {
 	contains(t, "list -ended", ok(t, f.srv, "list", "-ended"), "(ended)")
 	contains(t, "show ended", ok(t, f.srv, "show", string(long)), "newer message at stream seq", "is ended")
 }
+
+// TestErase: replay erase asks the primary to erase a live session; with
+// no primary it erases from the stream itself; either way only a
+// tombstone is left, other sessions keep theirs, and a sealed session
+// needs -key.
+func TestErase(t *testing.T) {
+	t.Run("primary", func(t *testing.T) {
+		srv := brokertest.Start(t)
+		base := startNode(t, srv)
+		gone, kept := newBrowser(t, base, 1), newBrowser(t, base, 2)
+		gone.answer()
+		gone.answer()
+		kept.answer()
+		out := ok(t, srv, "erase", gone.id())
+		contains(t, "erase", out, "erased by primary a", "it was live", "1 message(s) of it: its tombstone")
+		h := ok(t, srv, "history", gone.id())
+		contains(t, "history after erase", h, "1 messages", "ended")
+		kept.answer()
+		// Erasing again does no harm (an operator retrying after a
+		// timeout); a session that never was is an error.
+		contains(t, "erase again", ok(t, srv, "erase", gone.id()), "1 message(s) of it")
+		if _, _, err := replay(t, srv, "erase", string(sessionID(77))); !errors.Is(err, replaycmd.ErrNoSession) {
+			t.Errorf("erasing a session that never was: %v", err)
+		}
+	})
+	t.Run("no primary", func(t *testing.T) {
+		f := newFixture(t)
+		p := f.publisher(t, "n1", nil)
+		id, other := sessionID(4), sessionID(5)
+		for _, s := range []model.SessionID{id, other} {
+			for pages := 1; pages <= 3; pages++ {
+				if _, err := p.Publish(context.Background(), f.drive(t, s, 1, pages, "n1", 1)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		res := decodeJSON[struct {
+			By        string `json:"by"`
+			Tombstone uint64 `json:"tombstone"`
+			Left      int    `json:"left"`
+		}](t, ok(t, f.srv, "erase", string(id), "-json"))
+		if res.By != "replay" || res.Tombstone == 0 || res.Left != 1 {
+			t.Fatalf("erase: %+v", res)
+		}
+		contains(t, "history of the other session", ok(t, f.srv, "history", string(other)), "3 messages")
+	})
+	t.Run("sealed", func(t *testing.T) {
+		f := newFixture(t)
+		dir := t.TempDir()
+		keyFile := filepath.Join(dir, "keys")
+		if err := os.WriteFile(keyFile, []byte("k1 "+strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		keys, err := snapshot.LoadKeyring(keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := publisher.New(f.js, f.stream, publisher.Config{Node: "n1", Sealer: keys, Logger: brokertest.Logger(t)})
+		id := sessionID(6)
+		if _, err := p.Publish(context.Background(), f.drive(t, id, 1, 2, "n1", 1)); err != nil {
+			t.Fatal(err)
+		}
+		// Without the key, the tool cannot read it, and will not erase it
+		// with a tombstone the nodes would refuse.
+		if _, _, err := replay(t, f.srv, "show", string(id)); !errors.Is(err, replaycmd.ErrUndecodable) {
+			t.Errorf("show without -key: %v", err)
+		}
+		if _, _, err := replay(t, f.srv, "erase", string(id)); err == nil || !strings.Contains(err.Error(), "give -key") {
+			t.Errorf("erase without -key: %v", err)
+		}
+		out := ok(t, f.srv, "show", string(id), "-key", keyFile)
+		contains(t, "show -key", out, string(id), "sealed with key k1, valid", "Alan Turing")
+		ok(t, f.srv, "erase", string(id), "-key", keyFile)
+		stream, _ := f.js.Stream(context.Background(), broker.Subjects{}.StreamName())
+		st, err := snapshot.Latest(context.Background(), stream, broker.Subjects{}, keys, id, nil)
+		if err != nil || !st.Tombstone || st.Key != "k1" {
+			t.Fatalf("after erase: %+v %v", st.Meta, err)
+		}
+	})
+}

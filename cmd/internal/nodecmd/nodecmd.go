@@ -23,6 +23,7 @@ import (
 	"understudy/entity"
 	"understudy/group"
 	"understudy/node"
+	"understudy/snapshot"
 )
 
 // Main runs a node of the demo application until ctx ends or SIGINT or
@@ -49,6 +50,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, role nod
 	perMinute := fs.Int("new-per-minute", node.DefaultNewPerMinute, "new sessions per client address per minute (-1: no limit)")
 	idle := fs.Duration("idle", node.DefaultIdle, "end sessions idle for this long")
 	linger := fs.Duration("finished-linger", node.DefaultFinishedLinger, "keep a finished session's summary this long")
+	retention := fs.Duration("retention", node.DefaultRetention, "purge an ended session's history from the stream this long after it ended (-1s: never)")
+	snapshotKey := fs.String("snapshot-key", "", "key file: seal snapshots with AES-256-GCM and open sealed ones (lines \"<id> <64 hex digits>\", the last one seals; the same file on every node and for replay -key)")
 	db := fs.String("db", "understudy-data/entities.db", "entity database: a SQLite file (shared by the nodes of a machine) or a postgres:// DSN")
 	secretFile := fs.String("secret-file", "", "file with the secret that signs CSRF tokens (the same for every node of the group)")
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this certificate file")
@@ -82,6 +85,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, role nod
 		log.Warn("no -secret-file: CSRF tokens are derived from the session id alone")
 	}
 
+	var sealer snapshot.Sealer
+	if *snapshotKey != "" {
+		k, err := snapshot.LoadKeyring(*snapshotKey)
+		if err != nil {
+			return fmt.Errorf("-snapshot-key: %w", err)
+		}
+		log.Info("snapshots are sealed", "key", k.Current(), "allow_unsealed", k.AllowUnsealed)
+		sealer = k
+	}
+
 	if !strings.Contains(*db, "://") {
 		if dir := dirOf(*db); dir != "" {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -102,8 +115,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, role nod
 		Bucket:      broker.BucketConfig{Replicas: *replicas},
 		Group:       group.Config{Group: *groupName, Lease: *lease, FastPath: fp},
 		Replication: node.Replication(*replication), Cold: *cold,
-		MaxSessions: *maxSessions, NewPerMinute: *perMinute, Idle: *idle, FinishedLinger: *linger,
-		Secret: secret, TLSCert: *tlsCert, TLSKey: *tlsKey, Logger: log,
+		MaxSessions: *maxSessions, NewPerMinute: *perMinute, Idle: *idle, FinishedLinger: *linger, Retention: *retention,
+		Secret: secret, Sealer: sealer, TLSCert: *tlsCert, TLSKey: *tlsKey, Logger: log,
 		Fault: faultFromEnv(log),
 	}, demo.Registry(), store)
 	if err != nil {

@@ -5,7 +5,7 @@
 // now?" from NATS alone: it connects by URL (with the usual -nats-* flags
 // for authentication and TLS), reads the session stream and the groups
 // bucket, and never opens a server's data directory. It writes to NATS only
-// in import.
+// in import and erase.
 //
 // # Commands
 //
@@ -18,6 +18,7 @@
 //	tail [session]          follow snapshots as they arrive
 //	export <session> <file> a session's kept history as JSON lines, for a bug report
 //	import <file>           an export into another NATS
+//	erase <session>         erase a session everywhere (operator permissions)
 //	diag [file]             CBOR on stdin as diagnostic notation (for nats --translate)
 //
 // Every command prints text for people by default and JSON with -json, and

@@ -106,6 +106,7 @@ var commands = []command{
 	{"tail", "[session]", "follow snapshots as they arrive, of one session or all", runTail},
 	{"export", "<session> <file>", "a session's kept history to a file of JSON lines", runExport},
 	{"import", "<file>", "an exported history into a NATS, stream provisioned if missing", runImport},
+	{"erase", "<session>", "erase a session everywhere: primary, backups, stream (operator permissions)", runErase},
 	{"diag", "[file]", "one CBOR snapshot (stdin or file) as diagnostic notation", runDiag},
 }
 

@@ -166,7 +166,11 @@ func runShow(ctx context.Context, e *env, args []string) error {
 func writeMessage(b *strings.Builder, m message, env *envelopeJSON) {
 	fmt.Fprintf(b, "session   %s\n", dash(string(m.Session)))
 	fmt.Fprintf(b, "subject   %s\n", m.Subject)
-	fmt.Fprintf(b, "message   stream seq %d, stored %s, %d bytes, %s\n", m.StreamSeq, when(m.Time), m.Size, m.state())
+	sealed := ""
+	if m.Key != "" {
+		sealed = ", sealed with key " + m.Key
+	}
+	fmt.Fprintf(b, "message   stream seq %d, stored %s, %d bytes%s, %s\n", m.StreamSeq, when(m.Time), m.Size, sealed, m.state())
 	fmt.Fprintf(b, "headers\n")
 	names := make([]string, 0, len(m.Header))
 	width := 0

@@ -1,0 +1,227 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"understudy/broker"
+	"understudy/broker/brokertest"
+	"understudy/gateway"
+	"understudy/group"
+	"understudy/model"
+	"understudy/model/modeltest"
+	"understudy/node"
+)
+
+// logs collects the log lines of every component of a test.
+type logs struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *logs) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type runningNode struct {
+	url    string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (r *runningNode) stop() {
+	if r.cancel != nil {
+		r.cancel()
+		<-r.done
+		r.cancel = nil
+	}
+}
+
+func (r *runningNode) status() node.Status {
+	var st node.Status
+	resp, err := http.Get(r.url + "/understudy/status")
+	if err != nil {
+		return st
+	}
+	defer resp.Body.Close()
+	json.NewDecoder(resp.Body).Decode(&st)
+	return st
+}
+
+func startNode(t *testing.T, srv *brokertest.Server, name string, role node.Role, log *slog.Logger) *runningNode {
+	t.Helper()
+	n, err := node.New(node.Config{
+		Node: name, Role: role, Listen: "127.0.0.1:0", NATS: srv.ClientConfig(t),
+		Group: group.Config{Lease: 300 * time.Millisecond, Heartbeat: 100 * time.Millisecond},
+		Idle:  time.Hour, Logger: log,
+	}, modeltest.Registry(), modeltest.Resolver())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := n.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &runningNode{url: "http://" + addr.String(), cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- n.Run(ctx) }()
+	t.Cleanup(r.stop)
+	brokertest.WaitFor(t, 20*time.Second, name+" to be ready", func() bool {
+		st := r.status()
+		return st.Ready && (role == node.RoleBackup || st.Role == "primary")
+	})
+	return r
+}
+
+type browser struct {
+	t    *testing.T
+	base string
+	http *http.Client
+	page struct {
+		model.Page
+		CSRF string `json:"csrf"`
+	}
+}
+
+func newBrowser(t *testing.T, base string) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, base: base, http: &http.Client{Jar: jar, Timeout: 30 * time.Second}}
+}
+
+func (b *browser) do(req *http.Request) int {
+	b.t.Helper()
+	req.Header.Set("Accept", "application/json")
+	resp, err := b.http.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(body, &b.page); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (b *browser) get() int {
+	req, _ := http.NewRequest("GET", b.base+"/", nil)
+	return b.do(req)
+}
+
+func (b *browser) post(vals url.Values, seq uint64, csrf string) int {
+	b.t.Helper()
+	form := url.Values{}
+	for k, v := range vals {
+		form[k] = v
+	}
+	form.Set("_seq", strconv.FormatUint(seq, 10))
+	form.Set("_csrf", csrf)
+	req, _ := http.NewRequest("POST", b.base+"/", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+// TestLogsCarryNoAnswers: a session goes through the gateway with answers
+// valid and invalid, stale and forged submissions, a body too large for
+// the gateway, a primary handing over and the gateway carrying the session
+// to the new one: the gateway's, the nodes' and NATS's logs name the
+// session and never carry anything the user typed.
+func TestLogsCarryNoAnswers(t *testing.T) {
+	all := &logs{}
+	srv := brokertest.Start(t, func(c *broker.EmbeddedConfig) { c.Logger = all.logger() })
+	a := startNode(t, srv, "a", node.RolePrimary, all.logger().With("who", "a"))
+	b := startNode(t, srv, "b", node.RoleBackup, all.logger().With("who", "b"))
+
+	nc := srv.Connect(t)
+	js, _ := jetstream.New(nc)
+	kv, err := js.KeyValue(context.Background(), broker.Subjects{}.GroupsBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(nc, kv, gateway.Config{Lease: 300 * time.Millisecond, MaxBody: 8 << 10, Logger: all.logger().With("who", "gateway")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	front := httptest.NewServer(gw)
+	defer front.Close()
+
+	c := newBrowser(t, front.URL)
+	c.get()
+	secret := url.Values{"name": {"Zebedee Quux"}, "email": {"zq@secret.example"}, "born": {"2020-02-02"},
+		"street": {"7 Hidden Lane"}, "city": {"Nowhereville"}, "postcode": {"ZZ9 9ZZ"}, "phone": {"+44 7700 900123"}}
+	if code := c.post(secret, 0, c.page.CSRF); code != http.StatusUnprocessableEntity {
+		t.Fatalf("too young: %d", code)
+	}
+	if code := c.post(modeltest.Answers("applicant", 1, 0), 0, c.page.CSRF); code != http.StatusOK {
+		t.Fatalf("applicant: %d", code)
+	}
+	first := c.page
+	if code := c.post(secret, 0, first.CSRF); code != http.StatusOK { // stale: not applied
+		t.Fatalf("stale: %d", code)
+	}
+	if code := c.post(url.Values{"registration": {"SECRET REG 99"}}, first.Seq, "forged"); code != http.StatusForbidden {
+		t.Fatalf("forged token: %d", code)
+	}
+	big := url.Values{"registration": {"HUGE-" + strings.Repeat("SECRETPAD", 2000)}}
+	if code := c.post(big, first.Seq, first.CSRF); code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("too large for the gateway: %d", code)
+	}
+	vehicle := modeltest.Answers("vehicle", 1, 0)
+	vehicle.Set("registration", "SECRG42")
+	if code := c.post(vehicle, first.Seq, first.CSRF); code != http.StatusOK {
+		t.Fatalf("vehicle: %d", code)
+	}
+	// The primary hands over; the gateway carries the session to b.
+	a.stop()
+	who := modeltest.Answers("drivers/driver/who", 1, 0)
+	who.Set("name", "Quentin Secretdriver")
+	who.Set("licence", "SECRETLIC123")
+	if code := c.post(who, c.page.Seq, c.page.CSRF); code != http.StatusOK {
+		t.Fatalf("after the handover: %d", code)
+	}
+	if st := b.status(); st.Role != "primary" {
+		t.Fatalf("b is %s", st.Role)
+	}
+
+	text := all.String()
+	if !strings.Contains(text, string(c.page.Session)) {
+		t.Fatal("the logs never name the session: the check below would prove nothing")
+	}
+	for _, typed := range []string{"Zebedee", "zq@secret", "2020-02-02", "Hidden Lane", "Nowhereville", "ZZ9", "7700 900123",
+		"Ada Lovelace", "ada@example.com", "SECRET REG", "SECRG42", "SECRETPAD", "Secretdriver", "SECRETLIC", "Marylebone"} {
+		if strings.Contains(text, typed) {
+			t.Errorf("the logs carry %q", typed)
+		}
+	}
+}

@@ -1,0 +1,198 @@
+package node
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"understudy/model"
+	"understudy/snapshot"
+)
+
+// purgeRetry is how long a purge that failed waits before the next try.
+const purgeRetry = time.Minute
+
+// purge is an ended session whose history is to be purged from the
+// stream once its retention has passed: every message at or below its
+// tombstone.
+type purge struct {
+	id   model.SessionID
+	upTo uint64 // the tombstone's stream sequence
+	due  time.Time
+	// check: read the tombstone again and purge only if it is a valid
+	// one. Set for tombstones found in the stream, not written here.
+	check bool
+}
+
+// purges is the primary's schedule of purges, soonest first. The primary
+// adds the sessions it ends, and at each promotion the tombstones the
+// stream holds (scanTombstones): a new primary finishes what the old one
+// scheduled.
+type purges struct {
+	mu sync.Mutex
+	q  purgeHeap
+}
+
+type purgeHeap []purge
+
+func (h purgeHeap) Len() int           { return len(h) }
+func (h purgeHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h purgeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *purgeHeap) Push(x any)        { *h = append(*h, x.(purge)) }
+func (h *purgeHeap) Pop() any {
+	old := *h
+	p := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return p
+}
+
+func (p *purges) add(x purge) {
+	p.mu.Lock()
+	heap.Push(&p.q, x)
+	p.mu.Unlock()
+}
+
+// due removes and returns the purges due at now.
+func (p *purges) due(now time.Time) []purge {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []purge
+	for len(p.q) > 0 && !p.q[0].due.After(now) {
+		out = append(out, heap.Pop(&p.q).(purge))
+	}
+	return out
+}
+
+func (p *purges) clear() {
+	p.mu.Lock()
+	p.q = nil
+	p.mu.Unlock()
+}
+
+func (p *purges) len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.q)
+}
+
+// schedulePurge schedules the purge of an ended session's history, its
+// tombstone at stream sequence tomb written when.
+func (n *Node) schedulePurge(id model.SessionID, tomb uint64, when time.Time, check bool) {
+	if n.cfg.Retention < 0 || tomb == 0 {
+		return
+	}
+	n.purges.add(purge{id: id, upTo: tomb, due: when.Add(n.cfg.Retention), check: check})
+}
+
+// runPurges purges what is due. Called by the sweep while serving.
+func (n *Node) runPurges(ctx context.Context, now time.Time) {
+	for _, p := range n.purges.due(now) {
+		if p.check && !n.validTombstone(ctx, p) {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := n.pub.Purge(pctx, p.id, p.upTo)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			n.log.Warn("cannot purge an ended session: retrying later", "session", p.id, "err", err)
+			p.due = now.Add(purgeRetry)
+			n.purges.add(p)
+			continue
+		}
+		n.met.purged.Inc()
+		n.log.Info("ended session purged", "session", p.id, "up_to_stream_seq", p.upTo)
+	}
+}
+
+// validTombstone reads a tombstone found by scanTombstones and reports
+// whether it is a valid one (a message that only claims to be one, in its
+// headers, purges nothing).
+func (n *Node) validTombstone(ctx context.Context, p purge) bool {
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	raw, err := n.stream.GetMsg(rctx, p.upTo)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false // purged already
+	}
+	if err != nil {
+		n.log.Warn("cannot read a tombstone to purge: retrying later", "session", p.id, "stream_seq", p.upTo, "err", err)
+		p.due = time.Now().Add(purgeRetry)
+		n.purges.add(p)
+		return false
+	}
+	st, err := snapshot.FromRaw(n.cfg.Subjects, n.cfg.Sealer, raw)
+	if err != nil || !st.Tombstone || st.Session != p.id {
+		n.log.Warn("not purging a session: its tombstone is not valid", "session", p.id, "stream_seq", p.upTo, "err", err)
+		return false
+	}
+	return true
+}
+
+// scanStall is how long scanTombstones waits for a message before it
+// concludes it was given everything.
+const scanStall = 2 * time.Second
+
+// scanTombstones schedules the purge of every ended session the stream
+// holds (its newest message a tombstone), by when the tombstone was
+// stored. It reads headers only. A new primary runs it once it serves.
+func (n *Node) scanTombstones(ctx context.Context, epoch uint64) {
+	if n.cfg.Retention < 0 {
+		return
+	}
+	cons, err := n.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{n.cfg.Subjects.SessionFilter()},
+		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
+		HeadersOnly:       true,
+		InactiveThreshold: 30 * time.Second,
+	})
+	if err != nil {
+		n.log.Warn("scan for ended sessions to purge", "err", err)
+		return
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if info := cons.CachedInfo(); info != nil {
+			n.stream.DeleteConsumer(dctx, info.Name)
+		}
+	}()
+	if cons.CachedInfo().NumPending == 0 {
+		return
+	}
+	iter, err := cons.Messages()
+	if err != nil {
+		n.log.Warn("scan for ended sessions to purge", "err", err)
+		return
+	}
+	defer iter.Stop()
+	found := 0
+	for n.epoch.Load() == epoch && n.serving.Load() {
+		msg, err := iter.Next(jetstream.NextMaxWait(scanStall))
+		if err != nil {
+			break
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			continue
+		}
+		if msg.Headers().Get(snapshot.HeaderTombstone) == "1" {
+			if raw, err := n.cfg.Subjects.SessionID(msg.Subject()); err == nil {
+				if id, err := model.ParseSessionID(raw); err == nil {
+					n.schedulePurge(id, md.Sequence.Stream, md.Timestamp, true)
+					found++
+				}
+			}
+		}
+		if md.NumPending == 0 {
+			break
+		}
+	}
+	n.log.Info("ended sessions scheduled for purging", "sessions", found, "retention", n.cfg.Retention)
+}
