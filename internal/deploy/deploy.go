@@ -6,6 +6,7 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -123,9 +124,52 @@ func (p *Process) Kill() {
 	<-p.done
 }
 
-// Pause sends SIGSTOP; Resume sends SIGCONT.
-func (p *Process) Pause()  { p.cmd.Process.Signal(syscall.SIGSTOP) }
+// Pause sends SIGSTOP and waits until every thread of the process has
+// stopped. kill(2) returns before that: the kernel wakes one thread to
+// take the signal, and until it runs (a while, on a loaded machine) the
+// other threads go on serving. A test that sends requests to a paused
+// process must not have them handled by one that is still running.
+func (p *Process) Pause() {
+	p.cmd.Process.Signal(syscall.SIGSTOP)
+	deadline := time.Now().Add(5 * time.Second)
+	for !p.stopped() && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+// Resume sends SIGCONT.
 func (p *Process) Resume() { p.cmd.Process.Signal(syscall.SIGCONT) }
+
+// stopped reports whether every thread of the process is stopped (state T
+// in /proc), or the process is gone. Where there is no /proc it reports
+// true: Pause then returns once the signal is sent.
+func (p *Process) stopped() bool {
+	if exited, _ := p.Exited(); exited {
+		return true
+	}
+	dir := fmt.Sprintf("/proc/%d/task", p.PID())
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return os.IsNotExist(err) && !procMounted()
+	}
+	for _, t := range tasks {
+		stat, err := os.ReadFile(filepath.Join(dir, t.Name(), "stat"))
+		if err != nil {
+			continue // the thread exited
+		}
+		// "pid (comm) S ...": the state follows the last ')'.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 || i+2 >= len(stat) || (stat[i+2] != 'T' && stat[i+2] != 't') {
+			return false
+		}
+	}
+	return true
+}
+
+func procMounted() bool {
+	_, err := os.Stat("/proc/self/stat")
+	return err == nil
+}
 
 // Stop sends SIGTERM (a graceful stop) and waits up to timeout before it
 // kills.
