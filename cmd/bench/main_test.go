@@ -24,12 +24,14 @@ func expectedRows() []string {
 	var ids []string
 	add := func(format string, args ...any) { ids = append(ids, fmt.Sprintf(format, args...)) }
 	for _, d := range []string{"always", "periodic"} {
-		for _, v := range []string{"jetstream", "understudy", "redis", "redis_encode"} {
+		for _, v := range []string{"jetstream", "understudy", "understudy_sealed", "redis", "redis_encode"} {
 			add("replication.%s.%s.p50", d, v)
 			add("replication.%s.%s.p99", d, v)
 		}
 		add("replication.%s.understudy_over_jetstream.p50", d)
 		add("replication.%s.understudy_over_jetstream.p99", d)
+		add("replication.%s.sealed_over_understudy.p50", d)
+		add("replication.%s.sealed_over_understudy.p99", d)
 		add("replication.%s.understudy_over_redis.p50", d)
 	}
 	stacks := []string{"understudy-always", "understudy-periodic", "off", "redis-always", "redis-periodic"}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"understudy/model"
 	"understudy/model/modeltest"
 	"understudy/publisher"
+	"understudy/snapshot"
 )
 
 // durability is one of the two durabilities compared: fsync on every
@@ -71,6 +73,10 @@ func (b *bench) replication(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	sealed, err := replicationSessions(ctx, 3000, 64)
+	if err != nil {
+		return err
+	}
 	data, err := cbor.Marshal(raw[0])
 	if err != nil {
 		return err
@@ -78,17 +84,18 @@ func (b *bench) replication(ctx context.Context) error {
 	sec.Note = fmt.Sprintf("One snapshot of %s bytes (publisher's benchmark session: a quote with 12 drivers at payment/card/details), %s operations per variant per run, one at a time. "+
 		"JetStream: the embedded server in this process, a client over loopback TCP; Redis: redis-server over loopback TCP, go-redis. "+
 		"*JetStream publish* is a plain sync publish of the encoded bytes (the floor); *understudy* is publisher.Publish: encoding, Msg-Id hash, headers, expected sequence, ack; "+
+		"*understudy, sealed* is the same with the payload sealed (AES-256-GCM, -snapshot-key); "+
 		"*Redis SET* stores the same bytes, *Redis encode + SET* encodes the session first, as understudy does.", group3(float64(len(data)), 0), group3(float64(b.cfg.ops), 0))
 
 	for _, d := range b.durabilities() {
-		if err := b.replicationAt(ctx, sec, d, raw, mine, data); err != nil {
+		if err := b.replicationAt(ctx, sec, d, raw, mine, sealed, data); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (b *bench) replicationAt(ctx context.Context, sec *Section, d durability, raw, mine []*model.Session, data []byte) error {
+func (b *bench) replicationAt(ctx context.Context, sec *Section, d durability, raw, mine, sealed []*model.Session, data []byte) error {
 	b.progress("replication, %s: starting the embedded NATS server and redis-server", d.id)
 	emb := broker.NewEmbedded(broker.EmbeddedConfig{ServerName: "bench-" + d.id, Port: broker.RandomPort,
 		StoreDir: filepath.Join(b.dir, "replication", "nats-"+d.id), SyncInterval: d.sync, Logger: quiet})
@@ -110,6 +117,11 @@ func (b *bench) replicationAt(ctx context.Context, sec *Section, d durability, r
 		return err
 	}
 	pub := publisher.New(js, stream, publisher.Config{Node: "n1", Logger: quiet})
+	keys, err := benchKeyring()
+	if err != nil {
+		return err
+	}
+	sealPub := publisher.New(js, stream, publisher.Config{Node: "n1", Sealer: keys, Logger: quiet})
 	subjects := make([]string, len(raw))
 	for i, s := range raw {
 		subjects[i], _ = broker.Subjects{}.SessionSubject(string(s.ID))
@@ -141,6 +153,12 @@ func (b *bench) replicationAt(ctx context.Context, sec *Section, d durability, r
 			s := mine[i%len(mine)]
 			s.Seq++
 			_, err := pub.Publish(ctx, s)
+			return err
+		}},
+		{"understudy_sealed", "understudy, sealed: encode + seal + publish + ack", false, func(i int) error {
+			s := sealed[i%len(sealed)]
+			s.Seq++
+			_, err := sealPub.Publish(ctx, s)
 			return err
 		}},
 		{"redis", "Redis SET", true, func(i int) error {
@@ -205,12 +223,24 @@ func (b *bench) replicationAt(ctx context.Context, sec *Section, d durability, r
 	}
 	sec.add(d.id+".understudy_over_jetstream.p50", d.id+": understudy ÷ JetStream floor, p50", unitRatio, ratios(p50["understudy"], p50["jetstream"]))
 	sec.add(d.id+".understudy_over_jetstream.p99", d.id+": understudy ÷ JetStream floor, p99", unitRatio, ratios(p99["understudy"], p99["jetstream"]))
+	sec.add(d.id+".sealed_over_understudy.p50", d.id+": understudy sealed ÷ understudy, p50", unitRatio, ratios(p50["understudy_sealed"], p50["understudy"]))
+	sec.add(d.id+".sealed_over_understudy.p99", d.id+": understudy sealed ÷ understudy, p99", unitRatio, ratios(p99["understudy_sealed"], p99["understudy"]))
 	if rdb == nil {
 		sec.unavailable(d.id+".understudy_over_redis.p50", d.id+": understudy ÷ Redis encode + SET, p50", unitRatio, b.redis)
 	} else {
 		sec.add(d.id+".understudy_over_redis.p50", d.id+": understudy ÷ Redis encode + SET, p50", unitRatio, ratios(p50["understudy"], p50["redis_encode"]))
 	}
 	return nil
+}
+
+// benchKeyring is a keyring with one fresh random key, as a node with
+// -snapshot-key seals.
+func benchKeyring() (*snapshot.Keyring, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	return snapshot.NewKeyring(map[string][]byte{"bench": key}, "bench")
 }
 
 func last(vals []float64) float64 {
