@@ -31,7 +31,7 @@ func FuzzSubmitForm(f *testing.F) {
 	natsCfg.Logger = quiet
 	cfg := node.Config{
 		Node: "a", Role: node.RolePrimary, Listen: "127.0.0.1:0", NATS: natsCfg,
-		Group:        group.Config{Lease: 300 * time.Millisecond, Heartbeat: 100 * time.Millisecond},
+		Group: group.Config{Lease: 300 * time.Millisecond, Heartbeat: 100 * time.Millisecond},
 		// Every execution may start sessions: idle ones end, as in
 		// production, so that a long run stays under the session cap.
 		NewPerMinute: -1, Idle: 2 * time.Second, FinishedLinger: time.Second, MaxSessions: 50_000, Logger: quiet,
