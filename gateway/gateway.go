@@ -286,10 +286,17 @@ func (g *Gateway) attempt(req *http.Request, body []byte, owner group.Entry, tar
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
 			cancel()
+			var settled <-chan struct{}
 			if resp.Header.Get("Understudy-Unavailable") != "draining" {
-				g.failed(owner, group.ReasonLease)
+				if f := g.failed(owner, group.ReasonLease); f != nil {
+					// The owner may be one just promoted, whose claim the
+					// gateway saw before it began to serve: it answers the
+					// signal itself, and the request goes to it again at
+					// once instead of waiting for a change that never comes.
+					settled = f.done
+				}
 			}
-			g.waitChange(req.Context(), owner, time.Now().Add(g.cfg.Lease+g.cfg.Margin))
+			g.waitChange(req.Context(), owner, settled, time.Now().Add(g.cfg.Lease+g.cfg.Margin))
 			return nil, true, fmt.Errorf("%s answered 503 %s", owner.Owner, resp.Header.Get("Understudy-Unavailable"))
 		}
 	}
@@ -370,8 +377,9 @@ func (g *Gateway) route(ctx context.Context, deadline time.Time) (group.Entry, e
 }
 
 // waitChange waits until the owner is no longer owner (at its epoch), or
-// until deadline.
-func (g *Gateway) waitChange(ctx context.Context, owner group.Entry, deadline time.Time) {
+// settled is closed (after a pause, so that an owner answering 503 is not
+// asked in a tight loop), or until deadline.
+func (g *Gateway) waitChange(ctx context.Context, owner group.Entry, settled <-chan struct{}, deadline time.Time) {
 	for {
 		cur, ok := g.owner()
 		if !ok || cur.Owner != owner.Owner || cur.Epoch != owner.Epoch || cur.Released != owner.Released {
@@ -384,6 +392,10 @@ func (g *Gateway) waitChange(ctx context.Context, owner group.Entry, deadline ti
 		t := time.NewTimer(left)
 		select {
 		case <-g.mon.Changed():
+		case <-settled:
+			t.Stop()
+			sleep(ctx, settledPause)
+			return
 		case <-t.C:
 		case <-ctx.Done():
 		}
@@ -394,16 +406,27 @@ func (g *Gateway) waitChange(ctx context.Context, owner group.Entry, deadline ti
 	}
 }
 
+// settledPause is how long a request waits before it goes again to an
+// owner that answered 503 and then confirmed, answering a failover signal,
+// that it owns the group: long enough for a node promoted a moment ago to
+// start serving, short beside a lease.
+const settledPause = 5 * time.Millisecond
+
 func key(e group.Entry) string { return fmt.Sprintf("%s@%d", e.Owner, e.Epoch) }
 
-// failed starts a failover of owner, unless one is in flight. It does not
-// wait: requests wait in route.
-func (g *Gateway) failed(owner group.Entry, reason string) {
+// failed starts a failover of owner, unless one is in flight, and returns
+// it (nil when owner is known to be replaced already). It does not wait:
+// requests wait in route.
+func (g *Gateway) failed(owner group.Entry, reason string) *failover {
 	k := key(owner)
 	g.mu.Lock()
-	if _, ok := g.running[k]; ok || g.learned.Epoch > owner.Epoch {
+	if f, ok := g.running[k]; ok {
 		g.mu.Unlock()
-		return
+		return f
+	}
+	if g.learned.Epoch > owner.Epoch {
+		g.mu.Unlock()
+		return nil
 	}
 	f := &failover{done: make(chan struct{})}
 	g.running[k] = f
@@ -437,6 +460,7 @@ func (g *Gateway) failed(owner group.Entry, reason string) {
 			g.log.Info("primary still owns the group", "owner", f.rep.Node, "epoch", f.rep.Epoch)
 		}
 	}()
+	return f
 }
 
 // watchLease signals a failover when the owner's renewals stop for a lease

@@ -16,8 +16,10 @@ const (
 	// DefaultPingTimeout bounds each of the fast path's questions to the
 	// failed node's control subject. "No responders" comes back at once; a
 	// node that stays silent through every question may be alive (paused),
-	// and the lease decides.
-	DefaultPingTimeout = 50 * time.Millisecond
+	// and the lease decides. Short, and asked several times: a process
+	// killed a moment ago is often still subscribed for a few milliseconds,
+	// until the server reads its closed socket.
+	DefaultPingTimeout = 20 * time.Millisecond
 	// DefaultFailoverTimeout covers a NATS cluster's leader election (a
 	// few seconds) during a failover.
 	DefaultFailoverTimeout = 20 * time.Second

@@ -428,15 +428,16 @@ func (m *Member) gone(ctx context.Context, node string) bool {
 		case err == nil || ctx.Err() != nil:
 			return false // it answered: alive
 		}
-		if attempt < pingAttempts-1 && sleep(ctx, 10*time.Millisecond) != nil {
+		if attempt < pingAttempts-1 && sleep(ctx, 5*time.Millisecond) != nil {
 			return false
 		}
 	}
 	return false
 }
 
-// pingAttempts bounds the fast path's questions to a silent node.
-const pingAttempts = 3
+// pingAttempts bounds the fast path's questions to a silent node: with
+// DefaultPingTimeout, about 200 ms, within the lease path's wait.
+const pingAttempts = 8
 
 // lapse is how waiting out a lease ended.
 type lapse int
