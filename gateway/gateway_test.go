@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,82 +19,25 @@ import (
 	"understudy/broker"
 	"understudy/broker/brokertest"
 	"understudy/gateway"
-	"understudy/group"
+	"understudy/internal/syncbuf"
 	"understudy/model"
 	"understudy/model/modeltest"
 	"understudy/node"
+	"understudy/node/nodetest"
 )
 
 // logs collects the log lines of every component of a test.
-type logs struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logs struct{ syncbuf.Buffer }
 
 func (l *logs) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type runningNode struct {
-	url    string
-	cancel context.CancelFunc
-	done   chan error
-}
-
-func (r *runningNode) stop() {
-	if r.cancel != nil {
-		r.cancel()
-		<-r.done
-		r.cancel = nil
-	}
-}
-
-func (r *runningNode) status() node.Status {
-	var st node.Status
-	resp, err := http.Get(r.url + "/understudy/status")
-	if err != nil {
-		return st
-	}
-	defer resp.Body.Close()
-	json.NewDecoder(resp.Body).Decode(&st)
-	return st
-}
-
-func startNode(t *testing.T, srv *brokertest.Server, name string, role node.Role, log *slog.Logger) *runningNode {
+func startNode(t *testing.T, srv *brokertest.Server, name string, role node.Role, log *slog.Logger) *nodetest.Running {
 	t.Helper()
-	n, err := node.New(node.Config{
-		Node: name, Role: role, Listen: "127.0.0.1:0", NATS: srv.ClientConfig(t),
-		Group: group.Config{Lease: 300 * time.Millisecond, Heartbeat: 100 * time.Millisecond},
-		Idle:  time.Hour, Logger: log,
-	}, modeltest.Registry(), modeltest.Resolver())
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, err := n.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &runningNode{url: "http://" + addr.String(), cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- n.Run(ctx) }()
-	t.Cleanup(r.stop)
-	brokertest.WaitFor(t, 20*time.Second, name+" to be ready", func() bool {
-		st := r.status()
-		return st.Ready && (role == node.RoleBackup || st.Role == "primary")
-	})
-	return r
+	cfg := nodetest.Config(t, srv.ClientConfig(t), name, role)
+	cfg.Logger = log
+	return nodetest.Start(t, cfg, modeltest.Registry(), modeltest.Resolver())
 }
 
 type browser struct {
@@ -203,14 +145,14 @@ func TestLogsCarryNoAnswers(t *testing.T) {
 		t.Fatalf("vehicle: %d", code)
 	}
 	// The primary hands over; the gateway carries the session to b.
-	a.stop()
+	a.Stop()
 	who := modeltest.Answers("drivers/driver/who", 1, 0)
 	who.Set("name", "Quentin Secretdriver")
 	who.Set("licence", "SECRETLIC123")
 	if code := c.post(who, c.page.Seq, c.page.CSRF); code != http.StatusOK {
 		t.Fatalf("after the handover: %d", code)
 	}
-	if st := b.status(); st.Role != "primary" {
+	if st, _ := b.Status(); st.Role != "primary" {
 		t.Fatalf("b is %s", st.Role)
 	}
 

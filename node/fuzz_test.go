@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -12,9 +11,9 @@ import (
 
 	"understudy/broker"
 	"understudy/broker/brokertest"
-	"understudy/group"
 	"understudy/model/modeltest"
 	"understudy/node"
+	"understudy/node/nodetest"
 )
 
 // FuzzSubmitForm posts arbitrary bodies to a primary's handler, against a
@@ -29,36 +28,11 @@ func FuzzSubmitForm(f *testing.F) {
 	srv := brokertest.Start(f, brokertest.WithSyncInterval(time.Minute), func(c *broker.EmbeddedConfig) { c.Logger = quiet })
 	natsCfg := srv.ClientConfig(f)
 	natsCfg.Logger = quiet
-	cfg := node.Config{
-		Node: "a", Role: node.RolePrimary, Listen: "127.0.0.1:0", NATS: natsCfg,
-		Group: group.Config{Lease: 300 * time.Millisecond, Heartbeat: 100 * time.Millisecond},
-		// Every execution may start sessions: idle ones end, as in
-		// production, so that a long run stays under the session cap.
-		NewPerMinute: -1, Idle: 2 * time.Second, FinishedLinger: time.Second, MaxSessions: 50_000, Logger: quiet,
-	}
-	n, err := node.New(cfg, modeltest.Registry(), modeltest.Resolver())
-	if err != nil {
-		f.Fatal(err)
-	}
-	addr, err := n.Listen()
-	if err != nil {
-		f.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	f.Cleanup(func() { cancel(); <-done })
-	base := "http://" + addr.String()
-	brokertest.WaitFor(f, 20*time.Second, "the node to serve as the primary", func() bool {
-		resp, err := http.Get(base + "/understudy/status")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var st node.Status
-		return json.NewDecoder(resp.Body).Decode(&st) == nil && st.Ready && st.Role == "primary"
-	})
-	h := n.Handler()
+	cfg := nodetest.Config(f, natsCfg, "a", node.RolePrimary)
+	// Every execution may start sessions: idle ones end, as in
+	// production, so that a long run stays under the session cap.
+	cfg.NewPerMinute, cfg.Idle, cfg.FinishedLinger, cfg.MaxSessions, cfg.Logger = -1, 2*time.Second, time.Second, 50_000, quiet
+	h := nodetest.Start(f, cfg, modeltest.Registry(), modeltest.Resolver()).Node.Handler()
 
 	// post sends a form to the handler, with a session cookie if id is set.
 	post := func(id, body string) *httptest.ResponseRecorder {

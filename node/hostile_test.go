@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"understudy/broker"
 	"understudy/broker/brokertest"
 	"understudy/cbor"
+	"understudy/internal/syncbuf"
 	"understudy/model"
 	"understudy/model/modeltest"
 	"understudy/node"
@@ -129,7 +129,7 @@ func TestPromotedBackupQuarantinesHostileSnapshots(t *testing.T) {
 	for _, cold := range []bool{false, true} {
 		t.Run(fmt.Sprintf("cold=%v", cold), func(t *testing.T) {
 			srv := brokertest.Start(t, brokertest.WithSyncInterval(time.Minute))
-			logs := &logBuffer{}
+			logs := &syncbuf.Buffer{}
 			logTo := func(c *node.Config) {
 				c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			}
@@ -139,7 +139,7 @@ func TestPromotedBackupQuarantinesHostileSnapshots(t *testing.T) {
 			// Every client answers the first page; the good ones will go on.
 			clients := make([]*client, len(hostiles)+3)
 			for i := range clients {
-				c := newClient(t, a.url)
+				c := newClient(t, a.URL)
 				c.get()
 				c.answer(1, 0)
 				clients[i] = c
@@ -164,15 +164,15 @@ func TestPromotedBackupQuarantinesHostileSnapshots(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			a.stop() // hands over: b claims at once
+			a.Stop() // hands over: b claims at once
 			brokertest.WaitFor(t, 10*time.Second, "b to serve", func() bool {
-				st, ok := b.status()
+				st, ok := b.Status()
 				return ok && st.Role == "primary" && st.Ready
 			})
 			ids := make([]model.SessionID, len(bad))
 			for i, h := range hostiles {
 				c := bad[i]
-				c.base, ids[i] = b.url, c.page.Session
+				c.base, ids[i] = b.URL, c.page.Session
 				for _, do := range []func() (*http.Response, page){c.get, func() (*http.Response, page) { return c.post(modeltest.Answers("vehicle", 1, 0)) }} {
 					resp, p := do()
 					if resp.StatusCode != http.StatusInternalServerError || p.Reason != node.ReasonQuarantined || !strings.Contains(p.Error, string(c.page.Session)) {
@@ -186,13 +186,13 @@ func TestPromotedBackupQuarantinesHostileSnapshots(t *testing.T) {
 				}
 			}
 			for _, c := range good {
-				c.base = b.url
+				c.base = b.URL
 				if resp, p := c.get(); resp.StatusCode != http.StatusOK || p.Step != "vehicle" {
 					t.Fatalf("a good session on b: %d %+v", resp.StatusCode, p.Page)
 				}
 				c.answer(1, 0)
 			}
-			fresh := newClient(t, b.url)
+			fresh := newClient(t, b.URL)
 			fresh.get()
 			fresh.answer(1, 0)
 
@@ -226,24 +226,6 @@ func publishRaw(t *testing.T, js jetstream.JetStream, m snapshot.Meta, data []by
 	}
 }
 
-// logBuffer collects log lines from several goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func brokertestLogger(w *logBuffer) *slog.Logger {
+func brokertestLogger(w *syncbuf.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -49,7 +49,7 @@ func rawRequest(t *testing.T, base, req string) (int, http.Header) {
 // POST is refused with 400 and a new id, and the node goes on serving.
 func TestHostileSessionIDs(t *testing.T) {
 	_, a := setup(t)
-	c := newClient(t, a.url)
+	c := newClient(t, a.URL)
 	c.get()
 	c.answer(1, 0)
 	valid := string(c.page.Session)
@@ -68,7 +68,7 @@ func TestHostileSessionIDs(t *testing.T) {
 			req := fmt.Sprintf("%s / HTTP/1.1\r\nHost: node\r\nAccept: application/json\r\nCookie: %s=%s\r\n"+
 				"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
 				method, node.DefaultCookie, id, len(body), body)
-			code, h := rawRequest(t, a.url, req)
+			code, h := rawRequest(t, a.URL, req)
 			switch {
 			case code == 0 || code >= 500:
 				t.Errorf("%s with cookie %.24q: %d", method, id, code)
@@ -80,7 +80,7 @@ func TestHostileSessionIDs(t *testing.T) {
 		}
 	}
 	// A header past the server's limit is refused by net/http itself.
-	code, _ := rawRequest(t, a.url, "GET / HTTP/1.1\r\nHost: node\r\nCookie: "+node.DefaultCookie+"="+strings.Repeat("z", 40<<10)+"\r\n\r\n")
+	code, _ := rawRequest(t, a.URL, "GET / HTTP/1.1\r\nHost: node\r\nCookie: "+node.DefaultCookie+"="+strings.Repeat("z", 40<<10)+"\r\n\r\n")
 	if code != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("a 40 KB cookie: %d, want 431", code)
 	}
@@ -93,13 +93,13 @@ func TestHostileSessionIDs(t *testing.T) {
 // is unchanged.
 func TestCrossSitePost(t *testing.T) {
 	srv, a := setup(t)
-	c := newClient(t, a.url)
+	c := newClient(t, a.URL)
 	c.get()
 	c.answer(1, 0)
 	before := c.page
 	form := modeltest.Answers("vehicle", 1, 0)
 	form.Set("_seq", fmt.Sprint(before.Seq))
-	req, _ := http.NewRequest("POST", a.url+"/", strings.NewReader(form.Encode()))
+	req, _ := http.NewRequest("POST", a.URL+"/", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", "https://evil.example")
 	req.Header.Set("Referer", "https://evil.example/page")
@@ -122,9 +122,9 @@ func TestCrossSitePost(t *testing.T) {
 // header timeout (5 s) has passed.
 func TestSlowClients(t *testing.T) {
 	_, a := setup(t)
-	slowHeaders := slowloris(t, a.url, 20, "GET / HTTP/1.1\r\nHost: node\r\n")
-	slowBodies := slowloris(t, a.url, 20, "POST / HTTP/1.1\r\nHost: node\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\n_seq=0&")
-	c := newClient(t, a.url)
+	slowHeaders := slowloris(t, a.URL, 20, "GET / HTTP/1.1\r\nHost: node\r\n")
+	slowBodies := slowloris(t, a.URL, 20, "POST / HTTP/1.1\r\nHost: node\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\n_seq=0&")
+	c := newClient(t, a.URL)
 	for i := range 5 {
 		start := time.Now()
 		c.get()
@@ -202,16 +202,16 @@ func slowloris(t *testing.T, base string, n int, start string) []*slow {
 func TestNewSessionRateLimit(t *testing.T) {
 	srv := brokertest.Start(t)
 	a := start(t, srv, "a", node.RolePrimary, func(c *node.Config) { c.NewPerMinute = 3 })
-	existing := newClient(t, a.url)
+	existing := newClient(t, a.URL)
 	existing.get()
 	existing.answer(1, 0)
 	from := func(addr string) int {
-		c := newClient(t, a.url)
+		c := newClient(t, a.URL)
 		c.get()
 		form := modeltest.Answers("applicant", 1, 0)
 		form.Set("_seq", "0")
 		form.Set("_csrf", c.page.CSRF)
-		req, _ := http.NewRequest("POST", a.url+"/", strings.NewReader(form.Encode()))
+		req, _ := http.NewRequest("POST", a.URL+"/", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("X-Forwarded-For", addr)
 		resp, _ := c.do(req)

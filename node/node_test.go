@@ -18,67 +18,26 @@ import (
 
 	"understudy/broker"
 	"understudy/broker/brokertest"
-	"understudy/group"
 	"understudy/model"
 	"understudy/model/modeltest"
 	"understudy/node"
+	"understudy/node/nodetest"
 	"understudy/snapshot"
 )
 
 // running is a node running in the test, with its base URL.
-type running struct {
-	n      *node.Node
-	url    string
-	cancel context.CancelFunc
-	done   chan error
-}
+// running is a node run by start.
+type running = nodetest.Running
 
 func start(t *testing.T, srv *brokertest.Server, name string, role node.Role, mod ...func(*node.Config)) *running {
 	t.Helper()
-	cfg := node.Config{
-		Node: name, Role: role, Listen: "127.0.0.1:0", NATS: srv.ClientConfig(t),
-		Group: group.Config{Lease: 300 * time.Millisecond, Heartbeat: 100 * time.Millisecond},
-		Idle:  time.Hour, Logger: brokertest.Logger(t),
-	}
+	cfg := nodetest.Config(t, srv.ClientConfig(t), name, role)
 	for _, m := range mod {
 		m(&cfg)
 	}
-	n, err := node.New(cfg, modeltest.Registry(), modeltest.Resolver())
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, err := n.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{n: n, url: "http://" + addr.String(), cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- n.Run(ctx) }()
-	t.Cleanup(r.stop)
-	brokertest.WaitFor(t, 20*time.Second, name+" to be ready", func() bool {
-		st, ok := r.status()
-		return ok && st.Ready && (role == node.RoleBackup || st.Role == "primary")
-	})
-	return r
+	return nodetest.Start(t, cfg, modeltest.Registry(), modeltest.Resolver())
 }
 
-func (r *running) status() (node.Status, bool) {
-	var st node.Status
-	resp, err := http.Get(r.url + "/understudy/status")
-	if err != nil {
-		return st, false
-	}
-	defer resp.Body.Close()
-	return st, json.NewDecoder(resp.Body).Decode(&st) == nil
-}
-
-func (r *running) stop() {
-	r.cancel()
-	<-r.done
-	r.done <- nil // let a second stop return
-}
-
-// client is a browser-like client of the JSON twin, with a cookie jar.
 type client struct {
 	t    *testing.T
 	base string
@@ -158,7 +117,7 @@ func setup(t *testing.T) (*brokertest.Server, *running) {
 
 func TestFullRunOverJSON(t *testing.T) {
 	_, a := setup(t)
-	c := newClient(t, a.url)
+	c := newClient(t, a.URL)
 	if resp, p := c.get(); resp.StatusCode != 200 || p.Step != "applicant" || p.Seq != 0 {
 		t.Fatalf("first page: %d %+v", resp.StatusCode, p.Page)
 	}
@@ -181,7 +140,7 @@ func TestHTMLPages(t *testing.T) {
 	_, a := setup(t)
 	jar, _ := cookiejar.New(nil)
 	hc := &http.Client{Jar: jar}
-	resp, err := hc.Get(a.url + "/")
+	resp, err := hc.Get(a.URL + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +163,7 @@ func TestHTMLPages(t *testing.T) {
 		t.Fatalf("cookie %+v", cookie)
 	}
 	// Invalid input: the page again, with messages per field.
-	resp, err = hc.PostForm(a.url+"/", url.Values{"_seq": {"0"}, "name": {""}, "email": {"nope"}, "born": {"2020-01-01"}})
+	resp, err = hc.PostForm(a.URL+"/", url.Values{"_seq": {"0"}, "name": {""}, "email": {"nope"}, "born": {"2020-01-01"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +182,7 @@ func TestHTMLPages(t *testing.T) {
 
 func TestStaleAndDoubleSubmissions(t *testing.T) {
 	_, a := setup(t)
-	c := newClient(t, a.url)
+	c := newClient(t, a.URL)
 	c.get()
 	first := c.page
 	c.answer(1, 0) // applicant
@@ -248,12 +207,12 @@ func TestSessionCap(t *testing.T) {
 	a := start(t, srv, "a", node.RolePrimary, func(c *node.Config) { c.MaxSessions = 2 })
 	var clients []*client
 	for range 2 {
-		c := newClient(t, a.url)
+		c := newClient(t, a.URL)
 		c.get()
 		c.answer(1, 0)
 		clients = append(clients, c)
 	}
-	c := newClient(t, a.url)
+	c := newClient(t, a.URL)
 	c.get()
 	resp, _ := c.post(modeltest.Answers("applicant", 1, 0))
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get(node.HeaderUnavailable) != node.UnavailableCapacity {
@@ -266,7 +225,7 @@ func TestSessionCap(t *testing.T) {
 
 func TestRefusals(t *testing.T) {
 	_, a := setup(t)
-	c := newClient(t, a.url)
+	c := newClient(t, a.URL)
 	c.get()
 	c.answer(1, 0)
 	// A form without the session's CSRF token.
@@ -280,7 +239,7 @@ func TestRefusals(t *testing.T) {
 	}
 	// A forged session cookie.
 	for _, forged := range []string{"../../etc", "a.b.>", strings.Repeat("z", 10240), "aaaaaaaaaaaaaaaaaaaaaaaaa*"} {
-		req, _ := http.NewRequest("POST", a.url+"/", strings.NewReader("_seq=1"))
+		req, _ := http.NewRequest("POST", a.URL+"/", strings.NewReader("_seq=1"))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Accept", "application/json")
 		req.AddCookie(&http.Cookie{Name: node.DefaultCookie, Value: url.QueryEscape(forged)})
@@ -294,7 +253,7 @@ func TestRefusals(t *testing.T) {
 		}
 	}
 	// A cookie for a session that does not exist, past its first page.
-	other := newClient(t, a.url)
+	other := newClient(t, a.URL)
 	other.get()
 	if resp, _ := other.postAt(5, "x", modeltest.Answers("vehicle", 1, 0)); resp.StatusCode != http.StatusGone {
 		t.Errorf("unknown session: %d", resp.StatusCode)
@@ -305,7 +264,7 @@ func TestRefusals(t *testing.T) {
 
 func TestBrokerStoppedMidSession(t *testing.T) {
 	srv, a := setup(t)
-	c := newClient(t, a.url)
+	c := newClient(t, a.URL)
 	c.get()
 	c.answer(1, 0)
 	before := c.page
@@ -351,7 +310,7 @@ func TestPromotedBackupContinuesTheSession(t *testing.T) {
 		t.Run(fmt.Sprintf("cold=%v", cold), func(t *testing.T) {
 			srv, a := setup(t)
 			b := start(t, srv, "b", node.RoleBackup, func(c *node.Config) { c.Cold = cold })
-			c := newClient(t, a.url)
+			c := newClient(t, a.URL)
 			c.get()
 			driver := 0
 			for c.page.Step != "payment/method" {
@@ -361,15 +320,15 @@ func TestPromotedBackupContinuesTheSession(t *testing.T) {
 				c.answer(2, driver)
 			}
 			// The backup serves nothing before it is promoted.
-			if resp, _ := newClient(t, b.url).get(); resp.StatusCode != http.StatusServiceUnavailable {
+			if resp, _ := newClient(t, b.URL).get(); resp.StatusCode != http.StatusServiceUnavailable {
 				t.Fatalf("backup answered %d", resp.StatusCode)
 			}
-			a.stop() // hands over: b claims at once
+			a.Stop() // hands over: b claims at once
 			brokertest.WaitFor(t, 10*time.Second, "b to serve", func() bool {
-				st, ok := b.status()
+				st, ok := b.Status()
 				return ok && st.Role == "primary" && st.Ready
 			})
-			c.base = b.url
+			c.base = b.URL
 			if resp, p := c.get(); resp.StatusCode != 200 || p.Step != "payment/method" {
 				t.Fatalf("on b: %d %s", resp.StatusCode, p.Step)
 			}
@@ -400,7 +359,7 @@ func TestLogsCarryNoAnswers(t *testing.T) {
 			return logs.Write(p)
 		}), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
-	c := newClient(t, a.url)
+	c := newClient(t, a.URL)
 	c.get()
 	secret := url.Values{"name": {"Zebedee Quux"}, "email": {"zq@secret.example"}, "born": {"2020-02-02"}}
 	c.post(secret) // invalid: too young

@@ -15,6 +15,7 @@ import (
 
 	"understudy/broker"
 	"understudy/broker/brokertest"
+	"understudy/internal/syncbuf"
 	"understudy/model"
 	"understudy/model/modeltest"
 	"understudy/node"
@@ -56,7 +57,7 @@ func TestEraseLiveSession(t *testing.T) {
 	srv := brokertest.Start(t)
 	a := start(t, srv, "a", node.RolePrimary, func(c *node.Config) { c.Retention = 500 * time.Millisecond })
 	b := start(t, srv, "b", node.RoleBackup)
-	erased, other := newClient(t, a.url), newClient(t, a.url)
+	erased, other := newClient(t, a.URL), newClient(t, a.URL)
 	for _, c := range []*client{erased, other} {
 		c.get()
 		c.answer(1, 0)
@@ -64,7 +65,7 @@ func TestEraseLiveSession(t *testing.T) {
 	erased.answer(1, 0)
 	id := erased.page.Session
 	brokertest.WaitFor(t, 10*time.Second, "b to hold both sessions", func() bool {
-		st, ok := b.status()
+		st, ok := b.Status()
 		return ok && st.Held == 2
 	})
 
@@ -88,15 +89,15 @@ func TestEraseLiveSession(t *testing.T) {
 	if resp, p := erased.postAt(erased.page.Seq, erased.page.CSRF, modeltest.Answers("drivers/driver/who", 1, 0)); resp.StatusCode != http.StatusGone {
 		t.Fatalf("erased session, post: %d %+v", resp.StatusCode, p)
 	}
-	req, _ := http.NewRequest("GET", a.url+"/", nil)
+	req, _ := http.NewRequest("GET", a.URL+"/", nil)
 	req.AddCookie(&http.Cookie{Name: node.DefaultCookie, Value: string(id)})
 	req.Header.Set("Accept", "application/json")
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusGone {
 		t.Fatalf("erased session, get: %v %v", resp, err)
 	}
 	// A first interaction under its id does not bring it back either.
-	if resp, _ := (&client{t: t, base: a.url, http: http.DefaultClient}).do(func() *http.Request {
-		r, _ := http.NewRequest("POST", a.url+"/", strings.NewReader("_seq=0&"+modeltest.Answers("applicant", 1, 0).Encode()))
+	if resp, _ := (&client{t: t, base: a.URL, http: http.DefaultClient}).do(func() *http.Request {
+		r, _ := http.NewRequest("POST", a.URL+"/", strings.NewReader("_seq=0&"+modeltest.Answers("applicant", 1, 0).Encode()))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		r.AddCookie(&http.Cookie{Name: node.DefaultCookie, Value: string(id)})
 		return r
@@ -104,7 +105,7 @@ func TestEraseLiveSession(t *testing.T) {
 		t.Fatalf("a new session under the erased id: %d", resp.StatusCode)
 	}
 	brokertest.WaitFor(t, 10*time.Second, "b to drop the erased session", func() bool {
-		st, ok := b.status()
+		st, ok := b.Status()
 		return ok && st.Held == 1
 	})
 	brokertest.WaitFor(t, 10*time.Second, "the retention to purge the tombstone", func() bool {
@@ -113,12 +114,12 @@ func TestEraseLiveSession(t *testing.T) {
 	})
 	other.answer(1, 0)
 
-	a.stop()
+	a.Stop()
 	brokertest.WaitFor(t, 10*time.Second, "b to serve", func() bool {
-		st, ok := b.status()
+		st, ok := b.Status()
 		return ok && st.Role == "primary" && st.Ready
 	})
-	erased.base, other.base = b.url, b.url
+	erased.base, other.base = b.URL, b.URL
 	if resp, _ := erased.postAt(erased.page.Seq, erased.page.CSRF, modeltest.Answers("drivers/driver/who", 1, 0)); resp.StatusCode != http.StatusGone {
 		t.Fatalf("erased session on b: %d", resp.StatusCode)
 	}
@@ -135,7 +136,7 @@ func TestRetentionPurgesEndedSessions(t *testing.T) {
 	srv := brokertest.Start(t)
 	short := func(c *node.Config) { c.Idle, c.Retention = 300*time.Millisecond, 600*time.Millisecond }
 	a := start(t, srv, "a", node.RolePrimary, short)
-	c := newClient(t, a.url)
+	c := newClient(t, a.URL)
 	c.get()
 	c.answer(1, 0)
 	c.answer(1, 0)
@@ -154,10 +155,10 @@ func TestRetentionPurgesEndedSessions(t *testing.T) {
 
 	// A primary that keeps history for ever ends a session; the primary
 	// that replaces it purges it.
-	a.stop()
+	a.Stop()
 	forever := start(t, srv, "f", node.RolePrimary, func(c *node.Config) { c.Idle, c.Retention = 300*time.Millisecond, -1 })
 	b := start(t, srv, "b", node.RoleBackup, short)
-	c = newClient(t, forever.url)
+	c = newClient(t, forever.URL)
 	c.get()
 	c.answer(1, 0)
 	id = c.page.Session
@@ -165,9 +166,9 @@ func TestRetentionPurgesEndedSessions(t *testing.T) {
 		_, tombs := messages(t, srv, id)
 		return tombs == 1
 	})
-	forever.stop()
+	forever.Stop()
 	brokertest.WaitFor(t, 10*time.Second, "b to serve", func() bool {
-		st, ok := b.status()
+		st, ok := b.Status()
 		return ok && st.Role == "primary" && st.Ready
 	})
 	brokertest.WaitFor(t, 10*time.Second, "the new primary to purge it", func() bool {
@@ -193,7 +194,7 @@ func TestSealedFailover(t *testing.T) {
 	sealed := func(c *node.Config) { c.Sealer = keys }
 	a := start(t, srv, "a", node.RolePrimary, sealed)
 	b := start(t, srv, "b", node.RoleBackup, sealed)
-	c := newClient(t, a.url)
+	c := newClient(t, a.URL)
 	c.get()
 	driver := 0
 	for c.page.Step != "payment/method" {
@@ -216,27 +217,27 @@ func TestSealedFailover(t *testing.T) {
 		t.Fatalf("read without the key: %v", err)
 	}
 
-	a.stop()
+	a.Stop()
 	brokertest.WaitFor(t, 10*time.Second, "b to serve", func() bool {
-		st, ok := b.status()
+		st, ok := b.Status()
 		return ok && st.Role == "primary" && st.Ready
 	})
-	c.base = b.url
+	c.base = b.URL
 	if resp, p := c.get(); resp.StatusCode != http.StatusOK || p.Step != "payment/method" {
 		t.Fatalf("on b: %d %+v", resp.StatusCode, p.Page)
 	}
 	c.answer(2, driver)
 
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	nokey := start(t, srv, "c", node.RoleBackup, func(cfg *node.Config) {
 		cfg.Logger = brokertestLogger(logs)
 	})
-	b.stop()
+	b.Stop()
 	brokertest.WaitFor(t, 10*time.Second, "c to serve", func() bool {
-		st, ok := nokey.status()
+		st, ok := nokey.Status()
 		return ok && st.Role == "primary" && st.Ready
 	})
-	c.base = nokey.url
+	c.base = nokey.URL
 	resp, p := c.get()
 	if resp.StatusCode != http.StatusInternalServerError || p.Reason != node.ReasonQuarantined {
 		t.Fatalf("on a node without the key: %d %+v", resp.StatusCode, p)

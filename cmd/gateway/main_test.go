@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -19,37 +18,19 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"understudy/broker"
 	"understudy/broker/brokertest"
+	"understudy/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a poller.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // gatewayRun is the command running in the test.
 type gatewayRun struct {
 	url  string // its HTTP(S) base URL
 	nats string // its embedded server's client URL
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 }
 
 var listening = regexp.MustCompile(`msg="gateway listening" url=(\S+) nats=(\S+)`)
@@ -60,7 +41,7 @@ var listening = regexp.MustCompile(`msg="gateway listening" url=(\S+) nats=(\S+)
 func startGateway(t *testing.T, args ...string) *gatewayRun {
 	t.Helper()
 	args = append([]string{"-listen", "127.0.0.1:0", "-nats-listen", "127.0.0.1:-1", "-data", t.TempDir(), "-nats-fsync", "1s"}, args...)
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, out, out) }()

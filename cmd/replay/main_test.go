@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,8 +26,10 @@ import (
 	"understudy/demo"
 	"understudy/entity"
 	"understudy/group"
+	"understudy/internal/syncbuf"
 	"understudy/model"
 	"understudy/node"
+	"understudy/node/nodetest"
 	"understudy/publisher"
 	"understudy/snapshot"
 )
@@ -142,51 +143,7 @@ func (b *browser) id() string { return string(b.page.Session) }
 
 func startNode(t *testing.T, srv *brokertest.Server) string {
 	t.Helper()
-	n, err := node.New(node.Config{
-		Node: "a", Role: node.RolePrimary, Listen: "127.0.0.1:0", NATS: srv.ClientConfig(t),
-		Group: group.Config{Lease: 300 * time.Millisecond, Heartbeat: 100 * time.Millisecond},
-		Idle:  time.Hour, Logger: brokertest.Logger(t),
-	}, demo.Registry(), demo.Resolver())
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, err := n.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	base := "http://" + addr.String()
-	brokertest.WaitFor(t, 20*time.Second, "node a to serve as primary", func() bool {
-		resp, err := http.Get(base + "/understudy/status")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var st node.Status
-		return json.NewDecoder(resp.Body).Decode(&st) == nil && st.Ready && st.Role == "primary"
-	})
-	return base
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a poller.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	return nodetest.Start(t, nodetest.Config(t, srv.ClientConfig(t), "a", node.RolePrimary), demo.Registry(), demo.Resolver()).URL
 }
 
 // TestAgainstANode runs every command against sessions a real primary
@@ -334,7 +291,7 @@ func TestAgainstANode(t *testing.T) {
 	})
 
 	t.Run("tail", func(t *testing.T) {
-		var out syncBuffer
+		var out syncbuf.Buffer
 		before := consumers(t, srv)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -342,7 +299,7 @@ func TestAgainstANode(t *testing.T) {
 		go func() {
 			errc <- runWith(ctx, []string{"tail", early.id(), "-count", "1", "-nats", srv.URL()}, nil, &out, io.Discard)
 		}()
-		var all syncBuffer
+		var all syncbuf.Buffer
 		go func() { errc <- runWith(ctx, []string{"tail", "-json", "-nats", srv.URL()}, nil, &all, io.Discard) }()
 		brokertest.WaitFor(t, 15*time.Second, "both tails to follow the stream", func() bool { return consumers(t, srv) >= before+2 })
 		early.answer() // a new snapshot: seq 3

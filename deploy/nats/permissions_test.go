@@ -29,36 +29,26 @@ import (
 	"understudy/cmd/replay/replaycmd"
 	"understudy/gateway"
 	"understudy/group"
+	"understudy/internal/syncbuf"
 	"understudy/model"
 	"understudy/model/modeltest"
 	"understudy/node"
+	"understudy/node/nodetest"
 )
 
 var passwords = map[string]string{"node": "n0de-pw", "gateway": "g4teway-pw", "replay": "r3play-pw", "operator": "0perator-pw"}
 
 // serverLog collects what the server logs, to find permission violations.
-type serverLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *serverLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
+type serverLog struct{ syncbuf.Buffer }
 
 // violations returns the violation lines logged since the last call.
 func (l *serverLog) violations() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []string
-	for line := range strings.Lines(l.b.String()) {
+	for line := range strings.Lines(l.Take()) {
 		if strings.Contains(line, "Violation") {
 			out = append(out, strings.TrimSpace(line))
 		}
 	}
-	l.b.Reset()
 	return out
 }
 
@@ -83,55 +73,12 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 func as(user string) brokertest.ClientOption { return brokertest.AsUser(user, passwords[user]) }
 
-// runningNode is a node run in the test as user "node".
-type runningNode struct {
-	url    string
-	cancel context.CancelFunc
-	done   chan error
-}
-
-func (r *runningNode) stop() {
-	if r.cancel != nil {
-		r.cancel()
-		<-r.done
-		r.cancel = nil
-	}
-}
-
-func (r *runningNode) status(t *testing.T) node.Status {
-	var st node.Status
-	resp, err := http.Get(r.url + "/understudy/status")
-	if err != nil {
-		return st
-	}
-	defer resp.Body.Close()
-	json.NewDecoder(resp.Body).Decode(&st)
-	return st
-}
-
-func startNode(t *testing.T, srv *brokertest.Server, name string, role node.Role) *runningNode {
+// startNode runs a node in the test as user "node".
+func startNode(t *testing.T, srv *brokertest.Server, name string, role node.Role) *nodetest.Running {
 	t.Helper()
-	n, err := node.New(node.Config{
-		Node: name, Role: role, Listen: "127.0.0.1:0", NATS: srv.ClientConfig(t, as("node")),
-		Group:     group.Config{Lease: 300 * time.Millisecond, Heartbeat: 100 * time.Millisecond},
-		Retention: 300 * time.Millisecond, Logger: brokertest.Logger(t),
-	}, modeltest.Registry(), modeltest.Resolver())
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, err := n.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &runningNode{url: "http://" + addr.String(), cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- n.Run(ctx) }()
-	t.Cleanup(r.stop)
-	brokertest.WaitFor(t, 20*time.Second, name+" to be ready", func() bool {
-		st := r.status(t)
-		return st.Ready && (role == node.RoleBackup || st.Role == "primary")
-	})
-	return r
+	cfg := nodetest.Config(t, srv.ClientConfig(t, as("node")), name, role)
+	cfg.Idle, cfg.Retention = 0, 300*time.Millisecond
+	return nodetest.Start(t, cfg, modeltest.Registry(), modeltest.Resolver())
 }
 
 // browser is a client of the JSON twin, through the gateway.
@@ -256,14 +203,14 @@ func TestRolesDoTheirJobs(t *testing.T) {
 	})
 
 	// A graceful failover: the backup takes over, the session goes on.
-	a.stop()
+	a.Stop()
 	brokertest.WaitFor(t, 10*time.Second, "b to serve", func() bool {
-		st := b.status(t)
+		st, _ := b.Status()
 		return st.Role == "primary" && st.Ready
 	})
 	kept.answer()
 	kept.answer()
-	b.stop()
+	b.Stop()
 	gw.Close()
 
 	if v := logs.violations(); len(v) > 0 {
@@ -285,7 +232,7 @@ func TestRolesCannotOverstep(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := startNode(t, srv, "a", node.RolePrimary)
-	c := newBrowser(t, a.url)
+	c := newBrowser(t, a.URL)
 	c.answer()
 	id := c.page.Session
 	subject, _ := broker.Subjects{}.SessionSubject(string(id))
