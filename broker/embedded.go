@@ -23,9 +23,10 @@ import (
 type Embedded struct {
 	cfg EmbeddedConfig
 
-	mu  sync.Mutex
-	srv *server.Server
-	log *serverLog
+	mu         sync.Mutex
+	srv        *server.Server
+	log        *serverLog
+	standalone bool // configured with no routes, leafnodes or gateways
 }
 
 // NewEmbedded returns a server that Start will run with cfg. It does no
@@ -102,6 +103,9 @@ func (e *Embedded) Start(ctx context.Context) error {
 		return fail(fmt.Errorf("jetstream not enabled"))
 	}
 	e.srv, e.log = srv, log
+	e.standalone = opts.Cluster.Port == 0 && len(opts.Routes) == 0 && opts.Cluster.Name == "" &&
+		opts.LeafNode.Port == 0 && len(opts.LeafNode.Remotes) == 0 &&
+		opts.Gateway.Port == 0 && len(opts.Gateway.Gateways) == 0
 	cfg.Logger.Info("embedded nats ready",
 		"url", srv.ClientURL(), "store", cfg.StoreDir, "server", srv.Name(),
 		"cluster", cfg.ClusterName, "sync_always", opts.SyncAlways)
@@ -117,6 +121,20 @@ func (e *Embedded) ClientURL() string {
 		return ""
 	}
 	return e.srv.ClientURL()
+}
+
+// Standalone returns the running server's id and reports whether it is a
+// standalone server: configured with no cluster routes, no leafnode
+// connections (accepted or made) and no gateways, and connected to none.
+// Interest seen on such a server is the whole truth; on any other it
+// may lag (DESIGN.md, "Fast path for a crash").
+func (e *Embedded) Standalone() (serverID string, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.srv == nil {
+		return "", false
+	}
+	return e.srv.ID(), e.standalone && e.srv.NumRoutes() == 0 && e.srv.NumLeafNodes() == 0 && e.srv.NumOutboundGateways() == 0
 }
 
 // Server returns the running nats-server, or nil; for tests and

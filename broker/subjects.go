@@ -122,6 +122,12 @@ func (s Subjects) EraseSubject() string {
 	return s.Prefix() + ".control.erase"
 }
 
+// StandaloneSubject returns the subject a node asks whether the server it
+// is connected to is a standalone one (see AskStandalone).
+func (s Subjects) StandaloneSubject() string {
+	return s.Prefix() + ".control.standalone"
+}
+
 // ControlFilter returns the filter matching every control subject.
 func (s Subjects) ControlFilter() string {
 	return s.Prefix() + ".control.>"

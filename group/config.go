@@ -6,12 +6,13 @@ import (
 	"time"
 
 	"understudy/broker"
+	"understudy/group/protocol"
 )
 
 // Defaults for Config.
 const (
 	DefaultGroup     = "main"
-	DefaultLease     = 300 * time.Millisecond
+	DefaultLease     = protocol.DefaultLease
 	DefaultHeartbeat = 500 * time.Millisecond
 	// DefaultPingTimeout bounds each of the fast path's questions to the
 	// failed node's control subject. "No responders" comes back at once; a
@@ -22,7 +23,7 @@ const (
 	DefaultPingTimeout = 20 * time.Millisecond
 	// DefaultFailoverTimeout covers a NATS cluster's leader election (a
 	// few seconds) during a failover.
-	DefaultFailoverTimeout = 20 * time.Second
+	DefaultFailoverTimeout = protocol.DefaultFailoverTimeout
 )
 
 // FastPath says whether a crashed primary may be replaced without waiting
@@ -30,13 +31,16 @@ const (
 type FastPath int
 
 const (
-	// FastPathAuto uses the fast path only when connected to a single NATS
-	// server: with a cluster, interest seen from one server can be stale.
+	// FastPathAuto uses the fast path only when the server this node is
+	// connected to says it is standalone (broker.AnswerStandalone: the
+	// gateway's embedded server does): with a cluster, or a server with
+	// leafnode or gateway connections, interest seen from one server can
+	// be stale.
 	FastPathAuto FastPath = iota
 	// FastPathOff always waits out the lease.
 	FastPathOff
 	// FastPathOn uses the fast path whatever NATS looks like. Only for a
-	// single server.
+	// single server without leafnode, route or gateway connections.
 	FastPathOn
 )
 
@@ -68,6 +72,15 @@ type Config struct {
 	FailoverTimeout time.Duration
 	// Logger receives role changes and failovers. Default slog.Default().
 	Logger *slog.Logger
+	// Bugs reintroduce known defects in the protocol core, for the tests
+	// that show they are found. Never set outside tests.
+	Bugs protocol.Bugs
+}
+
+// protocol returns the core's configuration.
+func (c Config) protocol() protocol.Config {
+	return protocol.Config{Node: c.Node, Address: c.Address, Lease: c.Lease, Margin: c.Margin,
+		FailoverTimeout: c.FailoverTimeout, Bugs: c.Bugs}
 }
 
 // Validate checks the configuration.
@@ -85,7 +98,7 @@ func (c Config) Validate() error {
 	if c.Margin < 0 || c.Heartbeat <= 0 || c.PingTimeout <= 0 {
 		return fmt.Errorf("margin, heartbeat and ping timeout must be positive")
 	}
-	return nil
+	return c.protocol().Validate()
 }
 
 func (c Config) withDefaults() Config {

@@ -14,6 +14,7 @@ import (
 
 	"understudy/broker"
 	"understudy/broker/brokertest"
+	"understudy/group/protocol"
 )
 
 var ctx = context.Background()
@@ -34,6 +35,9 @@ type cluster struct {
 }
 
 func newCluster(t *testing.T, srv *brokertest.Server) *cluster {
+	// As the gateway does for its embedded server: the fast path is
+	// allowed on a server that says it is standalone.
+	srv.AnswerStandalone(t, broker.Subjects{})
 	return newClusterOn(t, srv.Connect, 1)
 }
 
@@ -249,13 +253,13 @@ func TestPausedPrimaryLosesTheGroup(t *testing.T) {
 	b := c.member("b")
 
 	release := make(chan struct{})
-	hook := func(node string) {
-		if node == "a" {
+	hook := func(node string, w protocol.Write) {
+		if node == "a" && w.Kind == protocol.KindRenew {
 			<-release
 		}
 	}
-	testHookRenew.Store(&hook)
-	defer testHookRenew.Store(nil)
+	testHookWrite.Store(&hook)
+	defer testHookWrite.Store(nil)
 
 	// Paused, a stops being valid by its own clock within a lease.
 	brokertest.WaitFor(t, 5*time.Second, "a's lease to lapse", func() bool { return !a.Valid() })
@@ -293,10 +297,13 @@ func TestReconnectMustRenewBeforeServing(t *testing.T) {
 	}
 	// Watch validity around the reconnect: right after it, before a
 	// renewal has succeeded, a must not be valid.
-	a.nc.SetReconnectHandler(func(*nats.Conn) {
-		a.connectionLost()
+	prev := a.nc.Opts.ReconnectedCB
+	a.nc.SetReconnectHandler(func(c *nats.Conn) {
 		invalidAfterReconnect.Store(!a.Valid())
-		a.kick()
+		prev(c)
+		if a.Valid() {
+			t.Error("valid right after the reconnect, before a renewal sent after it landed")
+		}
 	})
 	srv.Start()
 	brokertest.WaitFor(t, 20*time.Second, "a to renew after the reconnect", a.Valid)

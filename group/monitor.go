@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"understudy/broker"
+	"understudy/group/protocol"
 )
 
 // Monitor follows a group from outside: its entry (who owns it, at which
@@ -27,6 +28,7 @@ type Monitor struct {
 	group    string
 	log      *slog.Logger
 	onEntry  func(e Entry, exists bool)
+	onLoaded func()
 
 	mu      sync.Mutex
 	entry   Entry
@@ -35,6 +37,7 @@ type Monitor struct {
 	seen    time.Time
 	changed chan struct{}
 	members map[string]member
+	pruned  time.Time
 
 	watch jetstream.KeyWatcher
 	sub   *nats.Subscription
@@ -52,8 +55,12 @@ type MonitorConfig struct {
 	Group    string // default DefaultGroup
 	Logger   *slog.Logger
 	// OnEntry, if set, is called from the watching goroutine with each new
-	// revision of the entry, after the monitor has recorded it.
+	// revision of the entry, in revision order, after the monitor has
+	// recorded it. It must not block.
 	OnEntry func(e Entry, exists bool)
+	// OnLoaded, if set, is called once the entry's initial state has been
+	// delivered.
+	OnLoaded func()
 }
 
 // NewMonitor returns a monitor. It does no I/O.
@@ -65,7 +72,7 @@ func NewMonitor(nc *nats.Conn, kv jetstream.KeyValue, cfg MonitorConfig) *Monito
 		cfg.Logger = slog.Default()
 	}
 	return &Monitor{
-		nc: nc, kv: kv, subjects: cfg.Subjects, group: cfg.Group, log: cfg.Logger, onEntry: cfg.OnEntry,
+		nc: nc, kv: kv, subjects: cfg.Subjects, group: cfg.Group, log: cfg.Logger, onEntry: cfg.OnEntry, onLoaded: cfg.OnLoaded,
 		changed: make(chan struct{}), members: map[string]member{}, done: make(chan struct{}),
 	}
 }
@@ -111,21 +118,31 @@ func (m *Monitor) loop() {
 	for e := range m.watch.Updates() {
 		if e == nil {
 			m.mu.Lock()
+			first := !m.loaded
 			m.loaded = true
 			m.notifyLocked()
 			m.mu.Unlock()
+			if first && m.onLoaded != nil {
+				m.onLoaded()
+			}
 			continue
 		}
 		entry, exists := Entry{Revision: e.Revision()}, false
 		if e.Operation() == jetstream.KeyValuePut {
 			var err error
-			if entry, err = decodeEntry(e.Value(), e.Revision()); err != nil {
+			if entry, err = protocol.DecodeEntry(e.Value(), e.Revision()); err != nil {
 				m.log.Error("unreadable group entry", "group", m.group, "err", err)
 				continue
 			}
 			exists = true
 		}
 		m.mu.Lock()
+		if m.entry.Revision >= entry.Revision && (m.have || m.entry.Revision != 0) {
+			// A redelivery of an older revision: routing and lease ages
+			// follow the newest only.
+			m.mu.Unlock()
+			continue
+		}
 		m.entry, m.have, m.seen = entry, exists, time.Now()
 		m.notifyLocked()
 		m.mu.Unlock()
@@ -181,10 +198,24 @@ func (m *Monitor) onHeartbeat(msg *nats.Msg) {
 	if err := json.Unmarshal(msg.Data, &hb); err != nil || hb.Group != m.group {
 		return
 	}
+	now := time.Now()
 	m.mu.Lock()
-	m.members[hb.Node] = member{hb, time.Now()}
+	m.members[hb.Node] = member{hb, now}
+	if now.Sub(m.pruned) > forgetMember/10 {
+		// Nodes come and go under new names (a deployment per release):
+		// forget those long silent.
+		m.pruned = now
+		for name, mb := range m.members {
+			if now.Sub(mb.seen) > forgetMember {
+				delete(m.members, name)
+			}
+		}
+	}
 	m.mu.Unlock()
 }
+
+// forgetMember is how long a silent member stays in Status (marked Gone).
+const forgetMember = 10 * time.Minute
 
 // Status is the group as an operator sees it.
 type Status struct {

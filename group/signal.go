@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"understudy/broker"
+	"understudy/group/protocol"
 )
 
 // resendEvery is how often Signal sends the signal again while no reply
@@ -19,39 +20,18 @@ const resendEvery = 2 * time.Second
 
 // Reasons for a failover signal.
 const (
-	// ReasonUnreachable: the primary refused or reset a connection; with a
-	// single NATS server a backup may confirm the crash and skip the lease.
-	ReasonUnreachable = "unreachable"
-	// ReasonLease: the primary's renewals stopped or its health checks fail.
-	ReasonLease = "lease"
-	// ReasonOperator: a person asked for it.
-	ReasonOperator = "operator"
+	ReasonUnreachable = protocol.ReasonUnreachable
+	ReasonLease       = protocol.ReasonLease
+	ReasonOperator    = protocol.ReasonOperator
 )
 
-// FailoverRequest is the failover signal.
-type FailoverRequest struct {
-	Group  string `json:"group"`
-	Failed string `json:"failed"` // the node believed dead
-	Reason string `json:"reason"`
-}
-
-// FailoverReply is a backup's answer: the group's owner once the failover is
-// settled. Promoted is set only in the reply of the node that won.
-type FailoverReply struct {
-	Node     string        `json:"node"`
-	Address  string        `json:"address"`
-	Epoch    uint64        `json:"epoch"`
-	Promoted bool          `json:"promoted,omitempty"`
-	FastPath bool          `json:"fast_path,omitempty"`
-	Sessions int           `json:"sessions,omitempty"`
-	Took     time.Duration `json:"took,omitempty"`
-	// Parts of Took, for the winner: lease wait (or the fast path's ping),
-	// drain, claim.
-	Wait  time.Duration `json:"wait,omitempty"`
-	Drain time.Duration `json:"drain,omitempty"`
-	Claim time.Duration `json:"claim,omitempty"`
-	Error string        `json:"error,omitempty"`
-}
+type (
+	// FailoverRequest is the failover signal.
+	FailoverRequest = protocol.FailoverRequest
+	// FailoverReply is a backup's answer: the group's owner once the
+	// failover is settled.
+	FailoverReply = protocol.FailoverReply
+)
 
 // Signal sends the failover signal and returns the first backup's reply:
 // the owner of the group once the failover has settled. It is what a
@@ -105,11 +85,68 @@ func Signal(ctx context.Context, nc *nats.Conn, subjects broker.Subjects, req Fa
 	return rep, nil
 }
 
+// onSignal hands a failover signal to the core; the reply goes out when
+// the core has one (reply).
+func (m *Member) onSignal(msg *nats.Msg) {
+	var req FailoverRequest
+	if err := json.Unmarshal(msg.Data, &req); err != nil {
+		m.log.Warn("unreadable failover signal", "err", err)
+		return
+	}
+	if req.Group == "" {
+		req.Group = DefaultGroup
+	}
+	if req.Group != m.cfg.Group {
+		return
+	}
+	fast := m.fastPathAllowed()
+	m.mu.Lock()
+	m.nextID++
+	id := protocol.SignalID(m.nextID)
+	m.signals[id] = msg
+	m.mu.Unlock()
+	m.log.Info("failover signal", "failed", req.Failed, "reason", req.Reason, "fast_path_allowed", fast)
+	m.do(func(now protocol.Mono) []protocol.Action { return m.core.Signal(now, id, req, fast) })
+}
+
+// reply sends the core's answer to a signal.
+func (m *Member) reply(r protocol.Reply) {
+	m.mu.Lock()
+	msg := m.signals[r.Signal]
+	delete(m.signals, r.Signal)
+	m.mu.Unlock()
+	if msg == nil || r.None {
+		return
+	}
+	rep := r.Reply
+	switch {
+	case rep.Promoted:
+		m.log.Info("promoted", "epoch", rep.Epoch, "fast_path", rep.FastPath, "sessions", rep.Sessions,
+			"took", rep.Took, "wait", rep.Wait, "drain", rep.Drain, "claim", rep.Claim)
+	case rep.Error != "":
+		m.log.Warn("failover attempt failed", "err", rep.Error)
+	}
+	data, _ := json.Marshal(rep)
+	if err := msg.Respond(data); err != nil {
+		m.log.Debug("failover reply", "err", err)
+	}
+}
+
 // ping is what a node answers on its control subject.
 type ping struct {
 	Node  string `json:"node"`
 	Role  string `json:"role"`
 	Epoch uint64 `json:"epoch"`
+}
+
+// onPing answers on the node's control subject: it proves this node's
+// connection is alive, which the fast path relies on.
+func (m *Member) onPing(msg *nats.Msg) {
+	m.mu.Lock()
+	p := ping{Node: m.cfg.Node, Role: m.core.Role().String(), Epoch: m.core.Epoch()}
+	m.mu.Unlock()
+	data, _ := json.Marshal(p)
+	msg.Respond(data)
 }
 
 // Heartbeat is what a node publishes on <prefix>.hb.<node>.
@@ -123,4 +160,40 @@ type Heartbeat struct {
 	Sessions int       `json:"sessions"`
 	CaughtUp bool      `json:"caught_up"`
 	Time     time.Time `json:"time"`
+}
+
+// heartbeatLoop publishes the node's heartbeat.
+func (m *Member) heartbeatLoop() {
+	defer m.wg.Done()
+	subj, err := m.cfg.Subjects.HeartbeatSubject(m.cfg.Node)
+	if err != nil {
+		return
+	}
+	t := time.NewTicker(m.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		cur, _ := m.Entry()
+		hb := Heartbeat{Node: m.cfg.Node, Group: m.cfg.Group, Role: m.Role().String(), Address: m.cfg.Address, Epoch: cur.Epoch, Time: time.Now().UTC()}
+		if m.hooks.Progress != nil {
+			hb.Lag, hb.Sessions, hb.CaughtUp = m.hooks.Progress()
+		}
+		data, _ := json.Marshal(hb)
+		m.nc.Publish(subj, data)
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -188,6 +188,29 @@ func (s *Server) Embedded() *broker.Embedded {
 	return s.emb
 }
 
+// Standalone reports the running server's id and whether it is a
+// standalone server (broker.Embedded.Standalone); false while stopped.
+func (s *Server) Standalone() (string, bool) {
+	if emb := s.Embedded(); emb != nil {
+		return emb.Standalone()
+	}
+	return "", false
+}
+
+// AnswerStandalone answers, for the test, the question nodes ask before
+// they use the crash fast path (broker.AskStandalone), as the gateway
+// does for its embedded server, across restarts.
+func (s *Server) AnswerStandalone(tb testing.TB, subjects broker.Subjects) {
+	tb.Helper()
+	nc := s.Connect(tb)
+	if _, err := broker.AnswerStandalone(nc, subjects, s); err != nil {
+		tb.Fatalf("brokertest: answer standalone: %v", err)
+	}
+	if err := nc.Flush(); err != nil {
+		tb.Fatalf("brokertest: answer standalone: %v", err)
+	}
+}
+
 // ClientConfig returns a broker.Config for this server, with its
 // credentials and quick reconnects, for tests that call broker.Connect
 // themselves.
