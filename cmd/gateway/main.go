@@ -127,6 +127,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if emb != nil {
+			// Nodes connected to the embedded server may replace a crashed
+			// primary without waiting out its lease: it says it is
+			// standalone (DESIGN.md, "Fast path for a crash").
+			if _, err := broker.AnswerStandalone(nc, subjects, emb); err != nil {
+				return err
+			}
+		}
 		gw, err := gateway.New(nc, kv, gateway.Config{Subjects: subjects, Group: *groupName, Lease: *lease, MaxBody: *maxBody, WaitFor: *wait, Logger: log})
 		if err != nil {
 			return err
