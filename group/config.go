@@ -7,6 +7,7 @@ import (
 
 	"understudy/broker"
 	"understudy/group/protocol"
+	"understudy/internal/bugs"
 )
 
 // Defaults for Config.
@@ -74,7 +75,7 @@ type Config struct {
 	Logger *slog.Logger
 	// Bugs reintroduce known defects in the protocol core, for the tests
 	// that show they are found. Never set outside tests.
-	Bugs protocol.Bugs
+	Bugs bugs.Set
 }
 
 // protocol returns the core's configuration.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"understudy/broker"
+	"understudy/internal/bugs"
 	"understudy/model"
 	"understudy/snapshot"
 )
@@ -62,6 +63,11 @@ type Config struct {
 	// ReadTimeout bounds one read from the stream leader made by the
 	// consumer. Default DefaultReadTimeout.
 	ReadTimeout time.Duration
+
+	// Bugs reintroduce known defects of the backup's copy
+	// (QuarantineTransient, FencedIsAbsent), for the tests that show they
+	// are found. Never set outside tests.
+	Bugs bugs.Set
 
 	// pullMaxBytes makes the consumer pull by bytes, which makes the
 	// server skip messages of a catch-up: tests set it to check that the

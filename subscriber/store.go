@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"understudy/internal/bugs"
 	"understudy/model"
 	"understudy/snapshot"
 )
@@ -37,8 +38,14 @@ import (
 // endedSet.)
 type store struct {
 	fence       snapshot.Fence
+	bugs        bugs.Set
 	sessions    map[model.SessionID]*entry
 	quarantined map[model.SessionID]quarantine
+	// unresolved holds, for sessions whose newest message is fenced and
+	// whose newest valid snapshot could not be read yet (a timeout, no
+	// leader), the fenced message's stream sequence: fenced never means
+	// absent, so Lookup says the stream must be read.
+	unresolved map[model.SessionID]uint64
 	ended       endedSet
 	nodes       interner
 	held        int64 // payload bytes of sessions
@@ -83,16 +90,19 @@ const (
 	quarantined                // invalid: the session is quarantined
 	badSubject                 // not on a session subject: counted only
 	dropped                    // Refence found no valid snapshot: the session was dropped
+	unresolved                 // a read for a fenced message failed for a passing reason: to be read again
 )
 
-func newStore(fence snapshot.Fence, maxEnded int) *store {
+func newStore(fence snapshot.Fence, maxEnded int, planted bugs.Set) *store {
 	if fence == nil {
 		fence = snapshot.NoFence{}
 	}
 	return &store{
 		fence:       fence,
+		bugs:        planted,
 		sessions:    make(map[model.SessionID]*entry),
 		quarantined: make(map[model.SessionID]quarantine),
+		unresolved:  make(map[model.SessionID]uint64),
 		ended:       newEndedSet(maxEnded),
 		nodes:       interner{m: make(map[string]string)},
 	}
@@ -147,12 +157,46 @@ func (s *store) takeRead(id model.SessionID, under uint64, st snapshot.Stored, e
 		return s.apply(st.Meta, st.Data, nil)
 	case errors.Is(err, snapshot.ErrNotFound):
 		// Only fenced snapshots: there is nothing valid to hold.
+		delete(s.unresolved, id)
 		return fenced, nil
 	case errors.Is(err, snapshot.ErrBadMessage) && st.Session == id && st.StreamSeq != 0:
 		return s.quarantine(id, st.StreamSeq, err)
+	case transient(err) && !s.bugs.QuarantineTransient:
+		// A timeout or no leader says nothing of the session: it stays
+		// to be read again, and meanwhile Lookup sends readers to the
+		// stream.
+		s.markUnresolved(id, under)
+		return unresolved, err
 	default:
 		return s.quarantine(id, under, fmt.Errorf("%w (reading under fenced stream seq %d)", err, under))
 	}
+}
+
+// markUnresolved records that session id's newest message, at streamSeq,
+// is fenced and what is below it could not be read yet.
+func (s *store) markUnresolved(id model.SessionID, streamSeq uint64) {
+	if streamSeq <= s.seen(id, s.sessions[id]) || streamSeq <= s.unresolved[id] {
+		return
+	}
+	if _, ok := s.unresolved[id]; ok {
+		s.unresolved[id] = streamSeq
+		return
+	}
+	s.unresolved[model.SessionID(strings.Clone(string(id)))] = streamSeq
+}
+
+// clearUnresolved forgets id's unresolved read once a valid message at
+// streamSeq or above it is taken.
+func (s *store) clearUnresolved(id model.SessionID, streamSeq uint64) {
+	if u, ok := s.unresolved[id]; ok && u <= streamSeq {
+		delete(s.unresolved, id)
+	}
+}
+
+// transient reports the error of a read that may succeed if tried again,
+// not one that says what the stream holds.
+func transient(err error) bool {
+	return err != nil && !errors.Is(err, snapshot.ErrNotFound) && !errors.Is(err, snapshot.ErrBadMessage) && !errors.Is(err, snapshot.ErrHistoryLost)
 }
 
 // ref names what the store took from a message: a session and the stream
@@ -288,6 +332,7 @@ func (s *store) put(id model.SessionID, e *entry, m snapshot.Meta, data []byte) 
 	*e = entry{data: d, node: s.nodes.intern(m.Node), key: s.nodes.intern(m.Key), seq: m.Seq, epoch: m.Epoch, streamSeq: m.StreamSeq, stored: stored, format: m.Format}
 	s.held += int64(len(d))
 	s.clearQuarantine(id, m.StreamSeq)
+	s.clearUnresolved(id, m.StreamSeq)
 }
 
 // end drops session id for its tombstone at streamSeq, written at epoch.
@@ -295,6 +340,7 @@ func (s *store) end(id model.SessionID, e *entry, streamSeq, epoch uint64) {
 	s.drop(id, e)
 	s.ended.add(id, streamSeq, epoch)
 	s.clearQuarantine(id, streamSeq)
+	s.clearUnresolved(id, streamSeq)
 	s.counts.tombstones++
 }
 
@@ -321,6 +367,59 @@ func (s *store) get(id model.SessionID) (snapshot.Stored, bool) {
 		return snapshot.Stored{}, false
 	}
 	return s.stored(id, e)
+}
+
+// Held says what a backup's copy holds of a session.
+type Held uint8
+
+const (
+	// Absent: nothing. No valid message of the session was taken, or
+	// its tombstone was, long enough ago to be forgotten.
+	Absent Held = iota
+	// Valid: the session's newest valid snapshot.
+	Valid
+	// MustRead: the copy cannot say. Its newest message of the session is
+	// fenced (a claim heard of after it was taken) or sits on a gap that
+	// could not be read yet; the newest valid snapshot must be read from
+	// the stream leader before anything is answered for the session.
+	// Fenced never means absent.
+	MustRead
+	// Ended: the session's tombstone.
+	Ended
+	// Quarantined: the session's newest message cannot be restored.
+	Quarantined
+)
+
+func (h Held) String() string {
+	return [...]string{"absent", "valid", "must read", "ended", "quarantined"}[h]
+}
+
+// lookup says what the copy holds of session id, and returns its
+// snapshot when that is Valid.
+func (s *store) lookup(id model.SessionID) (snapshot.Stored, Held) {
+	if _, ok := s.quarantined[id]; ok {
+		return snapshot.Stored{}, Quarantined
+	}
+	e := s.sessions[id]
+	u, unsure := s.unresolved[id]
+	switch {
+	case e != nil && !unsure || e != nil && u <= e.streamSeq:
+		if st, ok := s.stored(id, e); ok {
+			return st, Valid
+		}
+		if s.bugs.FencedIsAbsent {
+			return snapshot.Stored{}, Absent
+		}
+		return snapshot.Stored{}, MustRead
+	case unsure:
+		if s.bugs.FencedIsAbsent {
+			return snapshot.Stored{}, Absent
+		}
+		return snapshot.Stored{}, MustRead
+	case s.ended.get(id) != 0:
+		return snapshot.Stored{}, Ended
+	}
+	return snapshot.Stored{}, Absent
 }
 
 // stored returns e as a snapshot.Stored. Meta.Prev is not kept: it is

@@ -9,6 +9,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"understudy/internal/bugs"
 	"understudy/model"
 	"understudy/model/modeltest"
 	"understudy/snapshot"
@@ -229,7 +230,7 @@ func indexes(n int) []int {
 func TestStoreAnyOrder(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		h := genHistory(t, true)
-		s := newStore(h.claims, DefaultMaxEnded)
+		s := newStore(h.claims, DefaultMaxEnded, bugs.Set{})
 		for _, i := range shuffled(t, indexes(len(h.msgs))) {
 			h.deliver(s, i)
 		}
@@ -243,7 +244,7 @@ func TestStoreAnyOrder(t *testing.T) {
 func TestStoreCatchUp(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		h := genHistory(t, rapid.Bool().Draw(t, "with bad"))
-		s := newStore(h.claims, DefaultMaxEnded)
+		s := newStore(h.claims, DefaultMaxEnded, bugs.Set{})
 		newest := make(map[model.SessionID]int)
 		for i, m := range h.msgs {
 			if !m.badSubject {
@@ -278,7 +279,7 @@ func TestStoreRefence(t *testing.T) {
 		h := genHistory(t, rapid.Bool().Draw(t, "with bad"))
 		known := rapid.IntRange(0, len(h.claims)).Draw(t, "claims known")
 		fence := &claimsVar{h.claims[:known]}
-		s := newStore(fence, DefaultMaxEnded)
+		s := newStore(fence, DefaultMaxEnded, bugs.Set{})
 		order := shuffled(t, indexes(len(h.msgs)))
 		at := rapid.IntRange(0, len(order)).Draw(t, "claim heard at")
 		for _, i := range order[:at] {
@@ -325,7 +326,7 @@ func TestEndedSetIsBounded(t *testing.T) {
 }
 
 func TestStoreKeepsNoMessageMemory(t *testing.T) {
-	s := newStore(nil, DefaultMaxEnded)
+	s := newStore(nil, DefaultMaxEnded, bugs.Set{})
 	subject := []byte("understudy.sess." + string(modeltest.SessionID(1)))
 	buf := append([]byte("headers..."), "payload"...)
 	// The id shares the subject's memory, as a substring of a message's

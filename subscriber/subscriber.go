@@ -74,6 +74,9 @@ type Subscriber struct {
 	cons    jetstream.Consumer
 	done    chan struct{}
 	started time.Time
+
+	resolve      chan struct{} // Kick's, buffered one deep
+	resolverDone chan struct{}
 }
 
 type lifeState uint8
@@ -95,7 +98,9 @@ func New(js jetstream.JetStream, stream jetstream.Stream, cfg Config) *Subscribe
 		cfg:    c,
 		log:    c.Logger,
 		reader: NewReader(stream, cfg),
-		store:  newStore(c.Fence, c.MaxEnded),
+		store:  newStore(c.Fence, c.MaxEnded, c.Bugs),
+
+		resolve: make(chan struct{}, 1),
 	}
 }
 
@@ -148,7 +153,9 @@ func (s *Subscriber) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.state, s.cancel, s.iter, s.cons, s.done, s.started = stateRunning, cancel, iter, cons, make(chan struct{}), start
 	s.log.Info("subscriber started", "stream", name, "pending", info.NumPending)
+	s.resolverDone = make(chan struct{})
 	go s.run(runCtx, iter, cu, s.done)
+	go s.resolver(runCtx, s.resolverDone)
 	return nil
 }
 
@@ -173,7 +180,7 @@ func pullOpts(maxBytes int) []jetstream.PullMessagesOpt {
 // ctx ends. What is held stays readable.
 func (s *Subscriber) Close(ctx context.Context) error {
 	s.life.Lock()
-	state, done := s.state, s.done
+	state, done, resolverDone := s.state, s.done, s.resolverDone
 	if state == stateRunning {
 		s.cancel()
 		s.iter.Stop()
@@ -184,10 +191,12 @@ func (s *Subscriber) Close(ctx context.Context) error {
 	if state != stateRunning {
 		return nil
 	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return fmt.Errorf("close subscriber: %w", ctx.Err())
+	for _, d := range []chan struct{}{done, resolverDone} {
+		select {
+		case <-d:
+		case <-ctx.Done():
+			return fmt.Errorf("close subscriber: %w", ctx.Err())
+		}
 	}
 	// The server would remove the consumer after its inactivity threshold;
 	// removing it now frees its memory at once. The ordered consumer
@@ -405,12 +414,6 @@ func (s *Subscriber) resume(ctx context.Context, iter jetstream.MessagesContext)
 	return next
 }
 
-// transient reports the error of a read that may succeed if tried again,
-// not one that says what the stream holds.
-func transient(err error) bool {
-	return err != nil && !errors.Is(err, snapshot.ErrNotFound) && !errors.Is(err, snapshot.ErrBadMessage) && !errors.Is(err, snapshot.ErrHistoryLost)
-}
-
 // fillGap reads the newest valid snapshot of a session whose newest
 // message is fenced and the message below it was never delivered (a
 // catch-up delivers only each session's newest message).
@@ -425,8 +428,12 @@ func (s *Subscriber) fillGap(ctx context.Context, m snapshot.Meta) {
 	out, qerr := s.store.applyRead(m.Session, m.StreamSeq, st, err)
 	s.mu.Unlock()
 	s.log.Debug("read under a fenced snapshot", "session", m.Session, "fenced_seq", m.StreamSeq, "read_seq", st.StreamSeq, "err", err)
-	if out == quarantined {
+	switch out {
+	case quarantined:
 		s.quarantined(m.Session, m.StreamSeq, qerr)
+	case unresolved:
+		s.log.Warn("cannot read under a fenced snapshot yet: trying again", "session", m.Session, "fenced_seq", m.StreamSeq, "err", err)
+		s.kick()
 	}
 }
 
@@ -457,6 +464,31 @@ func (s *Subscriber) Get(id model.SessionID) (snapshot.Stored, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.store.get(id)
+}
+
+// Lookup says what the copy holds of session id, and returns its newest
+// valid snapshot when that is Valid. MustRead means the copy cannot say
+// (its newest message is fenced, or sits on a gap not read yet): the
+// caller reads the stream leader (ReadLatest) before it answers anything
+// for the session. A session with a valid snapshot and no tombstone is
+// never Absent or Ended.
+func (s *Subscriber) Lookup(id model.SessionID) (snapshot.Stored, Held) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.store.lookup(id)
+}
+
+// Take holds st, the newest valid snapshot of its session as read from the
+// stream leader by a caller Lookup sent there, as if it had been
+// delivered: the copy is resolved for the next reader.
+func (s *Subscriber) Take(st snapshot.Stored) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.store.sessions[st.Session]; e != nil && s.store.fence.Fenced(e.epoch, e.streamSeq) {
+		s.store.replace(ref{st.Session, e.streamSeq, false}, st, nil)
+		return
+	}
+	s.store.applyRead(st.Session, st.StreamSeq, st, nil)
 }
 
 // Len returns the number of sessions held.
@@ -633,7 +665,9 @@ func (s *Subscriber) Refence(ctx context.Context) error {
 	s.mu.RUnlock()
 	var errs []error
 	for _, r := range refs {
-		st, err := snapshot.Latest(ctx, s.stream, s.cfg.Subjects, s.cfg.Sealer, r.id, s.cfg.Fence)
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
+		st, err := snapshot.Latest(rctx, s.stream, s.cfg.Subjects, s.cfg.Sealer, r.id, s.cfg.Fence)
+		cancel()
 		if transient(err) {
 			errs = append(errs, fmt.Errorf("refence session %s stream seq %d: %w", r.id, r.streamSeq, err))
 			continue
@@ -648,7 +682,79 @@ func (s *Subscriber) Refence(ctx context.Context) error {
 			s.log.Info("refenced", "session", r.id, "fenced_seq", r.streamSeq, "now_seq", st.StreamSeq, "outcome", out)
 		}
 	}
+	errs = append(errs, s.resolveGaps(ctx)...)
 	return errors.Join(errs...)
+}
+
+// resolveGaps reads again the sessions whose read under a fenced message
+// failed for a passing reason.
+func (s *Subscriber) resolveGaps(ctx context.Context) []error {
+	s.mu.RLock()
+	gaps := make(map[model.SessionID]uint64, len(s.store.unresolved))
+	for id, seq := range s.store.unresolved {
+		gaps[id] = seq
+	}
+	s.mu.RUnlock()
+	var errs []error
+	for id, under := range gaps {
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
+		st, err := snapshot.Latest(rctx, s.stream, s.cfg.Subjects, s.cfg.Sealer, id, s.cfg.Fence)
+		cancel()
+		s.mu.Lock()
+		out, qerr := s.store.applyRead(id, under, st, err)
+		s.mu.Unlock()
+		switch out {
+		case quarantined:
+			s.quarantined(id, under, qerr)
+		case unresolved:
+			errs = append(errs, fmt.Errorf("read session %s under fenced stream seq %d: %w", id, under, err))
+		}
+	}
+	return errs
+}
+
+// pending reports whether held snapshots wait to be judged again, or gaps
+// to be read.
+func (s *Subscriber) pending() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.store.unresolved) > 0 || len(s.store.fencedHeld()) > 0
+}
+
+// Kick asks the resolver to run Refence soon: the group's claims changed.
+// It never blocks; a Refence that fails is tried again every
+// resolveRetry until it succeeds.
+func (s *Subscriber) Kick() { s.kick() }
+
+func (s *Subscriber) kick() {
+	select {
+	case s.resolve <- struct{}{}:
+	default:
+	}
+}
+
+// resolveRetry spaces the resolver's attempts while reads keep failing.
+const resolveRetry = time.Second
+
+// resolver runs Refence when kicked, and again while anything is pending.
+func (s *Subscriber) resolver(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(resolveRetry)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.resolve:
+		case <-t.C:
+			if !s.pending() {
+				continue
+			}
+		}
+		if err := s.Refence(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("judging held snapshots by the new claims: trying again", "retry_in", resolveRetry, "err", err)
+		}
+	}
 }
 
 // ReadLatest reads the newest valid snapshot of session id from the stream
@@ -723,6 +829,8 @@ func (o outcome) String() string {
 		return "bad-subject"
 	case dropped:
 		return "dropped"
+	case unresolved:
+		return "unresolved"
 	}
 	return fmt.Sprintf("outcome(%d)", uint8(o))
 }

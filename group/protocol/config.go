@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"understudy/internal/bugs"
 )
 
 // Defaults for Config.
@@ -43,40 +45,9 @@ type Config struct {
 	// RetryWait is the first pause before a claim or release attempt
 	// without an answer is sent again. Default DefaultRetryWait.
 	RetryWait time.Duration
-	// Bugs reintroduce known defects; see Bugs. Zero in production.
-	Bugs Bugs
-}
-
-// Bugs reintroduce defects that a review found and that were fixed, one
-// switch each, so that the simulator and the chaos suite can show that
-// they find them: a checker is evidence only once it has failed. Never set
-// outside tests.
-type Bugs struct {
-	// AnswerAnyEpoch: the answer rule checks the lease only, not that the
-	// interaction was applied at the current epoch (defect 1: a node that
-	// lost the group and won it back answers an interaction whose snapshot
-	// is fenced).
-	AnswerAnyEpoch bool
-	// LeaseFromRetry: a write that landed counts the lease from the send
-	// time of its last attempt instead of its first (defect 2: two
-	// primaries).
-	LeaseFromRetry bool
-	// ForgetAfterRefusal: after an acknowledged publish whose answer the
-	// answer rule refuses, the node's copy stays behind the stream (defect
-	// 3: a retry is applied twice).
-	ForgetAfterRefusal bool
-	// QuarantineTransient: a read that failed for a passing reason (a
-	// timeout, no leader) quarantines the session (defect 4).
-	QuarantineTransient bool
-	// LooseRelease: a release that conflicts with the member's own renewal
-	// counts as landed, judged by owner, epoch and fence only (defect 5).
-	LooseRelease bool
-	// FencedIsAbsent: a session whose newest copy is fenced counts as no
-	// session (defect 6: "410 your session has ended" for a live session).
-	FencedIsAbsent bool
-	// AnswerBeforeAck: the node answers before the publish is
-	// acknowledged.
-	AnswerBeforeAck bool
+	// Bugs reintroduce known defects (those of the core: AnswerAnyEpoch,
+	// LeaseFromRetry, LooseRelease). Zero in production.
+	Bugs bugs.Set
 }
 
 // Validate checks the configuration.
