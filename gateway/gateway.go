@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/base64"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"understudy/group"
+	"understudy/wire"
 )
 
 // Gateway routes a group's traffic to its owner and carries requests
@@ -137,6 +140,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	// One id per client request, kept by its retries (see
+	// wire.HeaderRequest); never the client's own.
+	r.Header.Set(wire.HeaderRequest, requestID())
 	r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, body))
 	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 	g.proxy.ServeHTTP(rec, r)
@@ -145,6 +151,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 type bodyKey struct{}
+
+// requestID draws a fresh random request id.
+func requestID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails on supported platforms
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
 
 type statusRecorder struct {
 	http.ResponseWriter
@@ -164,7 +177,7 @@ func (s *statusRecorder) Flush() {
 
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, code int, reason, msg string) {
 	g.met.requests.WithLabelValues(fmt.Sprint(code)).Inc()
-	w.Header().Set("Understudy-Unavailable", "gateway")
+	w.Header().Set(wire.HeaderUnavailable, wire.UnavailableGateway)
 	if code == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
@@ -272,8 +285,13 @@ func (g *Gateway) attempt(req *http.Request, body []byte, owner group.Entry, tar
 		return nil, true, err
 	}
 	if resp.StatusCode == http.StatusServiceUnavailable {
-		switch resp.Header.Get("Understudy-Unavailable") {
-		case "broker":
+		switch resp.Header.Get(wire.HeaderUnavailable) {
+		case wire.UnavailableRetry:
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			cancel()
+			return nil, true, fmt.Errorf("%s answered 503 %s", owner.Owner, wire.UnavailableRetry)
+		case wire.UnavailableBroker:
 			// The owner could not replicate the answer (NATS is electing a
 			// leader, or restarting): nothing was applied, so the request is
 			// retried after a pause, within the wait a client is promised.
@@ -282,12 +300,12 @@ func (g *Gateway) attempt(req *http.Request, body []byte, owner group.Entry, tar
 			cancel()
 			sleep(req.Context(), 100*time.Millisecond)
 			return nil, true, fmt.Errorf("%s answered 503 broker", owner.Owner)
-		case "backup", "draining", "lease":
+		case wire.UnavailableBackup, wire.UnavailableDraining, wire.UnavailableLease:
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
 			cancel()
 			var settled <-chan struct{}
-			if resp.Header.Get("Understudy-Unavailable") != "draining" {
+			if resp.Header.Get(wire.HeaderUnavailable) != wire.UnavailableDraining {
 				if f := g.failed(owner, group.ReasonLease); f != nil {
 					// The owner may be one just promoted, whose claim the
 					// gateway saw before it began to serve: it answers the
@@ -297,7 +315,7 @@ func (g *Gateway) attempt(req *http.Request, body []byte, owner group.Entry, tar
 				}
 			}
 			g.waitChange(req.Context(), owner, settled, time.Now().Add(g.cfg.Lease+g.cfg.Margin))
-			return nil, true, fmt.Errorf("%s answered 503 %s", owner.Owner, resp.Header.Get("Understudy-Unavailable"))
+			return nil, true, fmt.Errorf("%s answered 503 %s", owner.Owner, resp.Header.Get(wire.HeaderUnavailable))
 		}
 	}
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}

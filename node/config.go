@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"understudy/broker"
+	"understudy/internal/bugs"
 	"understudy/group"
 	"understudy/snapshot"
 )
@@ -129,6 +130,11 @@ type Config struct {
 	// after the ack, before the answer), and "promote" after a claim, before
 	// serving. A test makes it kill the process there. Nil in production.
 	Fault func(point string)
+	// Bugs reintroduce known defects (AnswerBeforeAck, ForgetAfterRefusal
+	// here; the others in the group and the subscriber, which get them
+	// too), for the tests that show the checkers find them. Zero in
+	// production.
+	Bugs bugs.Set
 }
 
 // Validate checks the configuration.

@@ -14,27 +14,29 @@ import (
 
 	"understudy/model"
 	"understudy/publisher"
+	"understudy/wire"
 )
 
-// Headers a node sets, for gateways and tests.
+// Headers a node sets, for gateways and tests (see package wire).
 const (
-	HeaderNode        = "Understudy-Node"
-	HeaderRole        = "Understudy-Role"
-	HeaderEpoch       = "Understudy-Epoch"
-	HeaderSeq         = "Understudy-Seq"
-	HeaderStale       = "Understudy-Stale"
-	HeaderUnavailable = "Understudy-Unavailable" // why a 503: backup, draining, lease, broker, capacity
-	HeaderCSRF        = "Understudy-Csrf"
+	HeaderNode        = wire.HeaderNode
+	HeaderRole        = wire.HeaderRole
+	HeaderEpoch       = wire.HeaderEpoch
+	HeaderSeq         = wire.HeaderSeq
+	HeaderStale       = wire.HeaderStale
+	HeaderUnavailable = wire.HeaderUnavailable
+	HeaderCSRF        = wire.HeaderCSRF
+	HeaderRequest     = wire.HeaderRequest
 )
 
-// Reasons a node answers 503, in HeaderUnavailable. A gateway retries the
-// first three on the group's owner; the others are the client's to retry.
+// Reasons a node answers 503, in HeaderUnavailable (see package wire).
 const (
-	UnavailableBackup   = "backup"   // not the primary
-	UnavailableDraining = "draining" // handing the group over
-	UnavailableLease    = "lease"    // its lease lapsed or it lost the group
-	UnavailableBroker   = "broker"   // the answer could not be replicated
-	UnavailableCapacity = "capacity" // too many sessions
+	UnavailableBackup   = wire.UnavailableBackup
+	UnavailableDraining = wire.UnavailableDraining
+	UnavailableLease    = wire.UnavailableLease
+	UnavailableBroker   = wire.UnavailableBroker
+	UnavailableCapacity = wire.UnavailableCapacity
+	UnavailableRetry    = wire.UnavailableRetry
 )
 
 // Handler returns the node's HTTP handler: the application at /, the JSON
@@ -101,6 +103,21 @@ func newID() model.SessionID {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
 	return model.NewSessionID(b)
+}
+
+// firstID is the id of a session created by a first interaction without a
+// cookie: derived from the gateway's request id (wire.HeaderRequest), so
+// that every retry of the request finds the session its first attempt
+// created, or fresh when the request came by no gateway.
+func (n *Node) firstID(r *http.Request) model.SessionID {
+	req := r.Header.Get(HeaderRequest)
+	if req == "" {
+		return newID()
+	}
+	mac := hmac.New(sha256.New, n.cfg.Secret)
+	mac.Write([]byte("understudy first interaction "))
+	mac.Write([]byte(req))
+	return model.NewSessionID([16]byte(mac.Sum(nil)[:16]))
 }
 
 // sessionID reads the session cookie: ok is false without a cookie, err is
@@ -272,7 +289,9 @@ func (n *Node) submit(w http.ResponseWriter, r *http.Request) {
 		n.fail(w, r, http.StatusBadRequest, "Your session could not be read", "Please start again.", true)
 		return
 	case !ok:
-		id = newID() // a client without a cookie from a GET
+		// A client without a cookie from a GET: a retry of this request
+		// must find the session this attempt creates.
+		id = n.firstID(r)
 	}
 
 	s, created, err := n.acquireOrStart(ctx, r, id, seq)
@@ -281,17 +300,23 @@ func (n *Node) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.mu.Unlock()
-	if !created && !n.checkCSRF(r, id) {
+	// Without a cookie there is no ambient credential another site could
+	// ride on: a retried first interaction finds its session and needs no
+	// token.
+	if !created && ok && !n.checkCSRF(r, id) {
 		n.met.interactions.WithLabelValues("csrf").Inc()
 		n.log.Warn("CSRF token mismatch", "session", id, "client", clientAddr(r))
 		n.fail(w, r, http.StatusForbidden, "This form cannot be accepted", "It did not come from this application. Please reload the page.", false)
 		return
 	}
-	if created {
+	if created || !ok {
 		n.setCookie(w, r, id)
 	}
 
-	next, err := n.eng.Submit(ctx, s.run, model.Input{Seq: seq, Values: r.PostForm, Now: time.Now(), Node: n.cfg.Node, Epoch: n.epoch.Load()})
+	// The interaction is applied, published and answered at the epoch the
+	// session's memory is the truth at (the answer rule).
+	epoch := s.epoch
+	next, err := n.eng.Submit(ctx, s.run, model.Input{Seq: seq, Values: r.PostForm, Now: time.Now(), Node: n.cfg.Node, Epoch: epoch})
 	var bad *model.InvalidInputError
 	switch {
 	case errors.As(err, &bad):
@@ -309,6 +334,9 @@ func (n *Node) submit(w http.ResponseWriter, r *http.Request) {
 		// A back button, a double submit, or a retry of an interaction
 		// that was applied: never apply it again; show where the session is.
 		n.met.interactions.WithLabelValues("stale").Inc()
+		if !n.answerable(w, r, s) {
+			return
+		}
 		n.respond(w, r, s, true)
 		return
 	case err != nil:
@@ -318,12 +346,27 @@ func (n *Node) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if n.cfg.Bugs.AnswerBeforeAck {
+		s.run = next
+		n.respond(w, r, s, false)
+		w = discard{w.Header()}
+	}
 	if !n.replicate(ctx, w, r, s, next, created) {
 		return
 	}
-	s.run, s.last = next, time.Now()
-	if next.Finished() && s.finished.IsZero() {
-		s.finished = s.last
+	// Stored: the session's memory is the acknowledged state whether or
+	// not it may be answered, so that a retry is stale and never applied
+	// again.
+	refused := !n.mayAnswer(epoch)
+	if !refused || !n.cfg.Bugs.ForgetAfterRefusal {
+		s.run, s.last = next, time.Now()
+		if next.Finished() && s.finished.IsZero() {
+			s.finished = s.last
+		}
+	}
+	if refused {
+		n.refuseAnswer(w, r, s, epoch)
+		return
 	}
 	n.met.interactions.WithLabelValues("ok").Inc()
 	n.met.interactionSeconds.Observe(time.Since(start).Seconds())
@@ -364,9 +407,11 @@ func (n *Node) replicate(ctx context.Context, w http.ResponseWriter, r *http.Req
 			n.serverError(w, r, s.id, merr)
 			return false
 		}
-		s.run = run
+		s.run, s.epoch = run, div.Stored.Epoch
 		n.met.interactions.WithLabelValues("diverged").Inc()
-		n.respond(w, r, s, true)
+		if n.answerable(w, r, s) {
+			n.respond(w, r, s, true)
+		}
 		return false
 	case errors.Is(err, publisher.ErrFenced):
 		n.met.fenced.Inc()
@@ -383,15 +428,40 @@ func (n *Node) replicate(ctx context.Context, w http.ResponseWriter, r *http.Req
 	}
 	n.met.snapshotBytes.Observe(float64(ack.Bytes))
 	n.fault("after-publish")
-	// The snapshot is stored. Answer only while the lease holds: a node
-	// whose lease lapsed may already have been replaced, and the new
-	// primary answers the retry.
-	if !n.member.Valid() {
-		n.unavailable(w, r, UnavailableLease, "This server cannot confirm it is in charge right now.")
-		return false
-	}
 	return true
 }
+
+// answerable applies the answer rule to what session s holds in memory,
+// answering 503 when it may not be shown.
+func (n *Node) answerable(w http.ResponseWriter, r *http.Request, s *session) bool {
+	if n.mayAnswer(s.epoch) {
+		return true
+	}
+	n.refuseAnswer(w, r, s, s.epoch)
+	return false
+}
+
+// refuseAnswer answers 503 for an interaction of s stored at epoch that
+// the answer rule does not let this node answer. A node whose lease
+// lapsed may already have been replaced: the new primary answers the
+// retry. A node that is the primary of a later epoch answers the retry
+// itself, once it has loaded the session again from its copy.
+func (n *Node) refuseAnswer(w http.ResponseWriter, r *http.Request, s *session, epoch uint64) {
+	if n.leaseValid() && epoch != n.epoch.Load() {
+		n.log.Info("not answering an interaction applied under an earlier epoch", "session", s.id, "applied_epoch", epoch, "epoch", n.epoch.Load())
+		n.unavailable(w, r, UnavailableRetry, "Please try again.")
+		return
+	}
+	n.unavailable(w, r, UnavailableLease, "This server cannot confirm it is in charge right now.")
+}
+
+// discard is a ResponseWriter that writes nowhere: what a planted bug that
+// answered already writes afterwards.
+type discard struct{ h http.Header }
+
+func (d discard) Header() http.Header         { return d.h.Clone() }
+func (d discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d discard) WriteHeader(int)             {}
 
 func (n *Node) dropIfNew(s *session, created bool) {
 	if created {
@@ -442,7 +512,8 @@ func (n *Node) acquireOrStart(ctx context.Context, r *http.Request, id model.Ses
 	if !n.limiter.allow(clientAddr(r), time.Now()) {
 		return nil, false, errRate
 	}
-	run, err := n.eng.Start(ctx, model.Begin{Session: id, App: n.defaultApp(), Now: time.Now(), Node: n.cfg.Node, Epoch: n.epoch.Load()})
+	epoch := n.epoch.Load()
+	run, err := n.eng.Start(ctx, model.Begin{Session: id, App: n.defaultApp(), Now: time.Now(), Node: n.cfg.Node, Epoch: epoch})
 	if err != nil {
 		return nil, false, err
 	}
@@ -456,7 +527,7 @@ func (n *Node) acquireOrStart(ctx context.Context, r *http.Request, id model.Ses
 		if s.run != nil {
 			return s, false, nil // a concurrent first interaction created it
 		}
-		s.run, s.last = run, time.Now()
+		s.run, s.epoch, s.last = run, epoch, time.Now()
 		return s, true, nil
 	}
 }

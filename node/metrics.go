@@ -22,6 +22,7 @@ type metrics struct {
 	failovers          prometheus.Counter
 	fenced             prometheus.Counter
 	fencedOver         prometheus.Counter
+	readsUnderFence    prometheus.Counter
 	quarantined        prometheus.Counter
 	asyncErrors        prometheus.Counter
 }
@@ -47,10 +48,11 @@ func newMetrics(n *Node) *metrics {
 	m.failovers = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_promotions_total", Help: "Times this node became the primary."})
 	m.fenced = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_fenced_total", Help: "Publishes refused because another node owns the session, and demotions."})
 	m.fencedOver = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_published_over_fenced_total", Help: "Publishes that replaced a fenced snapshot."})
+	m.readsUnderFence = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_reads_under_fence_total", Help: "Sessions read from the stream leader because the copy's newest message of them was fenced or unread."})
 	m.quarantined = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_quarantined_total", Help: "Snapshots that could not be used: corrupt, unknown application or step."})
 	m.asyncErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_async_publish_errors_total", Help: "Async publishes that failed."})
 	for _, c := range []prometheus.Collector{m.interactions, m.interactionSeconds, m.publishSeconds, m.snapshotBytes,
-		m.unavailable, m.ended, m.purged, m.failovers, m.fenced, m.fencedOver, m.quarantined, m.asyncErrors} {
+		m.unavailable, m.ended, m.purged, m.failovers, m.fenced, m.fencedOver, m.readsUnderFence, m.quarantined, m.asyncErrors} {
 		f(c)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "understudy_sessions", Help: "Live sessions held in memory by this primary."},

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -50,6 +51,10 @@ type Node struct {
 	limiter  *limiter
 	inflight gate // interactions being handled
 
+	bg     sync.WaitGroup     // background work of promotions and demotions
+	bgCtx  context.Context    // cancelled at shutdown
+	bgStop context.CancelFunc
+
 	listener net.Listener
 	httpSrv  *http.Server
 }
@@ -65,6 +70,7 @@ func New(cfg Config, reg *model.Registry, res model.Resolver) (*Node, error) {
 		cfg: cfg, eng: model.NewEngine(reg, res), log: cfg.Logger.With("node", cfg.Node),
 		sessions: newTable(), limiter: newLimiter(cfg.NewPerMinute),
 	}
+	n.bgCtx, n.bgStop = context.WithCancel(context.Background())
 	n.met = newMetrics(n)
 	ui, err := newUI(cfg.Templates)
 	if err != nil {
@@ -170,7 +176,7 @@ func (n *Node) join(ctx context.Context) error {
 		OnAsyncError: func(err error) { n.met.asyncErrors.Inc(); n.log.Error("async publish", "err", err) },
 	})
 	subCfg := subscriber.Config{
-		Subjects: n.cfg.Subjects, Fence: fence, Sealer: n.cfg.Sealer, Logger: n.log,
+		Subjects: n.cfg.Subjects, Fence: fence, Sealer: n.cfg.Sealer, Logger: n.log, Bugs: n.cfg.Bugs,
 		OnQuarantine: func(id model.SessionID, err error) { n.met.quarantined.Inc() },
 	}
 	n.reader = subscriber.NewReader(n.stream, subCfg)
@@ -182,16 +188,13 @@ func (n *Node) join(ctx context.Context) error {
 	if !n.cfg.Cold {
 		n.sub = subscriber.New(js, n.stream, subCfg)
 		hooks.Drain = n.sub.DrainTo
-		hooks.Claims = func(snapshot.Claims) {
-			go func() {
-				if err := n.sub.Refence(context.Background()); err != nil {
-					n.log.Error("refence held snapshots", "err", err)
-				}
-			}()
-		}
+		// The subscriber's resolver judges what it holds by the new claims,
+		// and retries until it can.
+		hooks.Claims = func(snapshot.Claims) { n.sub.Kick() }
 	}
 	gcfg := n.cfg.Group
 	gcfg.Address = n.cfg.Address
+	gcfg.Bugs = n.cfg.Bugs
 	n.member = group.New(nc, kv, n.stream, gcfg, hooks)
 	fence.f = n.member.Fence()
 
@@ -245,17 +248,21 @@ func (l *lateFence) Fenced(epoch, seq uint64) bool {
 // promote is called when this node has claimed the group.
 func (n *Node) promote(ctx context.Context, p group.Promotion) (int, error) {
 	n.fault("promote")
+	// What is in memory from an older epoch is loaded again from the copy
+	// at its next use (see session.epoch); the objects stay, so a request
+	// still running from before holds the only one of its session.
 	n.epoch.Store(p.Epoch)
-	n.sessions.clear() // whatever was live before belongs to an older epoch
 	n.serving.Store(true)
 	n.met.failovers.Inc()
 	held := 0
 	if n.sub != nil {
 		held = n.sub.Len()
 	}
-	go n.adoptAll(p.Epoch)
 	n.purges.clear()
-	go n.scanTombstones(context.Background(), p.Epoch)
+	n.background(func(ctx context.Context) {
+		n.adoptAll(ctx, p.Epoch)
+		n.scanTombstones(ctx, p.Epoch)
+	})
 	return held, nil
 }
 
@@ -266,12 +273,48 @@ func (n *Node) fault(point string) {
 }
 
 // demote is called when this node stops being the primary.
+// It returns at once: the memory of the sessions is released in the
+// background, waiting for each one's request in flight, so that the
+// group's monitor loop never waits on a session.
 func (n *Node) demote(err error) {
 	n.serving.Store(false)
-	n.sessions.clear()
 	if err != nil {
 		n.met.fenced.Inc()
 	}
+	n.background(func(ctx context.Context) {
+		dropped := n.sessions.release(func(s *session) bool {
+			return n.serving.Load() && s.epoch == n.epoch.Load()
+		})
+		if !n.serving.Load() && n.pub != nil {
+			n.pub.Reset()
+		}
+		n.log.Info("released the sessions in memory after demotion", "sessions", dropped)
+	})
+}
+
+// background runs fn in a goroutine that shutdown waits for.
+func (n *Node) background(fn func(ctx context.Context)) {
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		fn(n.bgCtx)
+	}()
+}
+
+// leaseValid reports whether this node may act as the primary now: its
+// lease is valid, or it replicates nothing.
+func (n *Node) leaseValid() bool {
+	return n.cfg.Replication == Off || n.member.Valid()
+}
+
+// mayAnswer is the answer rule: an interaction applied (and published) at
+// epoch may be answered only while the lease is valid and epoch is still
+// the current one. A valid lease of a later epoch is not enough.
+func (n *Node) mayAnswer(epoch uint64) bool {
+	if n.cfg.Replication == Off {
+		return true
+	}
+	return n.member.MayAnswer(epoch)
 }
 
 func (n *Node) progress() (uint64, int, bool) {
@@ -309,6 +352,8 @@ func (n *Node) shutdown() {
 	if n.httpSrv != nil {
 		n.httpSrv.Shutdown(ctx)
 	}
+	n.bgStop()
+	n.bg.Wait()
 	if n.sub != nil {
 		n.sub.Close(ctx)
 	}

@@ -132,6 +132,12 @@ func (n *Node) validTombstone(ctx context.Context, p purge) bool {
 		n.log.Warn("not purging a session: its tombstone is not valid", "session", p.id, "stream_seq", p.upTo, "err", err)
 		return false
 	}
+	if n.member.Fence().Fenced(st.Epoch, st.StreamSeq) {
+		// A zombie's tombstone, written after a claim it had not heard
+		// of: the session lives on below it.
+		n.log.Warn("not purging a session: its tombstone is fenced", "session", p.id, "stream_seq", p.upTo, "epoch", st.Epoch)
+		return false
+	}
 	return true
 }
 

@@ -10,14 +10,24 @@ import (
 	"understudy/cbor"
 	"understudy/model"
 	"understudy/snapshot"
+	"understudy/subscriber"
 )
 
 // session is one live session. Its mutex makes a session's requests run
-// one at a time; different sessions run in parallel.
+// one at a time; different sessions run in parallel. A session keeps its
+// object across demotions and promotions (the table is never swapped), so
+// that a request still running from an earlier epoch and one of the new
+// epoch never hold two objects of the same session.
 type session struct {
-	mu       sync.Mutex
-	id       model.SessionID
-	run      *model.Run // nil until loaded
+	mu  sync.Mutex
+	id  model.SessionID
+	run *model.Run // nil until loaded
+	// epoch is the epoch run is the truth at: the epoch it was loaded at,
+	// or the epoch its newest interaction was applied and published at.
+	// A session whose epoch is not the node's current epoch is loaded
+	// again from the copy before it is used: its memory may hold a
+	// snapshot the newer claim fences.
+	epoch    uint64
 	last     time.Time  // last interaction or view
 	finished time.Time  // when the application finished
 	gone     bool       // removed from the table: look the id up again
@@ -124,16 +134,22 @@ func (t *table) all() []*session {
 	return out
 }
 
-func (t *table) clear() {
-	t.mu.Lock()
-	old := t.m
-	t.m = map[model.SessionID]*session{}
-	t.mu.Unlock()
-	for _, s := range old {
+// release drops, one at a time and waiting for each one's request in
+// flight, every session whose memory is not the truth at epoch (0: all of
+// them): what a node that is no longer the primary holds in memory. keep
+// is asked again under each lock, since the node may be promoted
+// meanwhile.
+func (t *table) release(keep func(*session) bool) int {
+	dropped := 0
+	for _, s := range t.all() {
 		s.mu.Lock()
-		s.gone = true
+		if !s.gone && !keep(s) {
+			t.remove(s)
+			dropped++
+		}
 		s.mu.Unlock()
 	}
+	return dropped
 }
 
 // Errors of acquire.
@@ -160,9 +176,12 @@ func (n *Node) acquire(ctx context.Context, id model.SessionID) (*session, error
 			s.mu.Unlock()
 			continue
 		}
-		if s.run != nil {
+		epoch := n.epoch.Load()
+		if s.run != nil && s.epoch == epoch {
 			return s, nil
 		}
+		// Not loaded, or loaded at an epoch that is over: the copy is the
+		// truth now.
 		if n.sessions.hasEnded(id) {
 			// Its tombstone may not have reached this node's subscriber yet:
 			// the copy it holds must not bring it back.
@@ -176,7 +195,7 @@ func (n *Node) acquire(ctx context.Context, id model.SessionID) (*session, error
 			s.mu.Unlock()
 			return nil, err
 		}
-		s.run, s.last = run, time.Now()
+		s.run, s.epoch, s.last = run, epoch, time.Now()
 		return s, nil
 	}
 }
@@ -190,27 +209,34 @@ func (n *Node) adopt(ctx context.Context, id model.SessionID) (*model.Run, error
 		// A hot node drained its copy of the stream before it claimed, and
 		// every session written since is its own: what it does not hold
 		// does not exist.
-		if qerr := n.sub.QuarantineOf(id); qerr != nil {
-			return nil, n.quarantine(id, 0, qerr)
-		}
-		var ok bool
-		if st, ok = n.sub.Get(id); !ok {
+		// Fenced never means absent: a copy whose newest message of the
+		// session is fenced (a zombie's snapshot that landed above the
+		// fence, before the claim was heard of) sends the read to the
+		// stream leader.
+		var held subscriber.Held
+		st, held = n.sub.Lookup(id)
+		switch held {
+		case subscriber.Absent:
 			return nil, errNoSession
+		case subscriber.Ended:
+			return nil, errEnded
+		case subscriber.Quarantined:
+			return nil, n.quarantine(id, 0, n.sub.QuarantineOf(id))
+		case subscriber.MustRead:
+			n.met.readsUnderFence.Inc()
+			if st, err = n.readLatest(ctx, id); err != nil {
+				return nil, err
+			}
+			n.sub.Take(st)
 		}
 	} else {
 		// A cold standby reads the newest valid snapshot from the leader.
-		st, err = n.reader.ReadLatest(ctx, id)
-		switch {
-		case errors.Is(err, snapshot.ErrNotFound):
-			return nil, errNoSession
-		case errors.Is(err, snapshot.ErrBadMessage), errors.Is(err, snapshot.ErrHistoryLost):
-			return nil, n.quarantine(id, st.StreamSeq, err)
-		case err != nil:
+		if st, err = n.readLatest(ctx, id); err != nil {
 			return nil, err
 		}
 	}
 	if st.Tombstone {
-		return nil, errNoSession
+		return nil, errEnded
 	}
 	run, err := n.materialize(ctx, st)
 	if err != nil {
@@ -225,6 +251,28 @@ func (n *Node) adopt(ctx context.Context, id model.SessionID) (*model.Run, error
 	}
 	return run, nil
 }
+
+// readLatest reads the newest valid snapshot of session id from the stream
+// leader, for a cold standby or a copy that cannot say.
+func (n *Node) readLatest(ctx context.Context, id model.SessionID) (snapshot.Stored, error) {
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	st, err := n.reader.ReadLatest(rctx, id)
+	switch {
+	case errors.Is(err, subscriber.ErrEnded):
+		return st, errEnded
+	case errors.Is(err, snapshot.ErrNotFound):
+		return st, errNoSession
+	case errors.Is(err, snapshot.ErrBadMessage), errors.Is(err, snapshot.ErrHistoryLost):
+		return st, n.quarantine(id, st.StreamSeq, err)
+	case err != nil:
+		return st, fmt.Errorf("session %s: read the newest snapshot: %w", id, err)
+	}
+	return st, nil
+}
+
+// readTimeout bounds a read from the stream leader made for a request.
+const readTimeout = 5 * time.Second
 
 // quarantine reports a session whose snapshot cannot be restored. The
 // error names the session and says what is wrong; it never carries
@@ -282,7 +330,7 @@ func staleAction(a model.StaleRule) string {
 
 // adoptAll materializes every held session in the background after a
 // promotion, so that first requests find them ready.
-func (n *Node) adoptAll(epoch uint64) {
+func (n *Node) adoptAll(ctx context.Context, epoch uint64) {
 	if n.sub == nil {
 		return
 	}
@@ -292,10 +340,9 @@ func (n *Node) adoptAll(epoch uint64) {
 		ids = append(ids, st.Session)
 		return true
 	})
-	ctx := context.Background()
 	done := 0
 	for _, id := range ids {
-		if n.epoch.Load() != epoch || !n.serving.Load() {
+		if ctx.Err() != nil || n.epoch.Load() != epoch || !n.serving.Load() {
 			return // demoted or promoted again meanwhile
 		}
 		s, err := n.acquire(ctx, id)
@@ -324,16 +371,20 @@ func (n *Node) sweep(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if !n.serving.Load() {
+		// A node ends sessions only while it holds the lease: a zombie's
+		// tombstones would be fenced, and its view of idleness is stale.
+		if !n.serving.Load() || !n.leaseValid() {
 			continue
 		}
+		epoch := n.epoch.Load()
 		now := time.Now()
 		n.runPurges(ctx, now)
+		n.sweepHeld(ctx, now)
 		for _, s := range n.sessions.all() {
 			if !s.mu.TryLock() {
 				continue // busy: not idle
 			}
-			if s.gone || s.run == nil {
+			if s.gone || s.run == nil || s.epoch != epoch {
 				s.mu.Unlock()
 				continue
 			}
@@ -347,11 +398,42 @@ func (n *Node) sweep(ctx context.Context) {
 	}
 }
 
+// sweepHeld ends the sessions held in the copy that were never adopted and
+// have been idle longer than Idle: a backup's sessions that nobody came
+// back to after a failover would otherwise live, and count toward the
+// cap, for ever.
+func (n *Node) sweepHeld(ctx context.Context, now time.Time) {
+	if n.sub == nil {
+		return
+	}
+	var idle []model.SessionID
+	n.sub.Range(func(st snapshot.Stored) bool {
+		if !st.Time.IsZero() && now.Sub(st.Time) > n.cfg.Idle && n.sessions.get(st.Session, false) == nil {
+			idle = append(idle, st.Session)
+		}
+		return true
+	})
+	for _, id := range idle {
+		if ctx.Err() != nil || !n.leaseValid() {
+			return
+		}
+		s, err := n.acquire(ctx, id)
+		if err != nil {
+			continue
+		}
+		// Adopted just now: its last use is the snapshot's time.
+		if st, held := n.sub.Lookup(id); held == subscriber.Valid && now.Sub(st.Time) > n.cfg.Idle {
+			n.end(ctx, s, "idle")
+		}
+		s.mu.Unlock()
+	}
+}
+
 // end publishes a session's tombstone and forgets it. The caller holds s.mu.
 func (n *Node) end(ctx context.Context, s *session, why string) {
 	if n.cfg.Replication != Off {
 		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		ack, err := n.pub.End(ectx, s.id, n.epoch.Load(), s.run.Seq())
+		ack, err := n.pub.End(ectx, s.id, s.epoch, s.run.Seq())
 		cancel()
 		if err != nil {
 			n.log.Warn("cannot end session", "session", s.id, "why", why, "err", err)

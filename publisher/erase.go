@@ -51,7 +51,9 @@ func (p *Publisher) Erase(ctx context.Context, id model.SessionID, epoch uint64)
 		default:
 			last = raw.Sequence
 			seq, _ = strconv.ParseUint(raw.Header.Get(snapshot.HeaderSeq), 10, 64)
-			if top, err := snapshot.FromRaw(p.cfg.Subjects, p.cfg.Sealer, raw); err == nil && top.Tombstone {
+			// A fenced tombstone (a zombie's) ended nothing: the session
+			// lives on below it, and the erase writes a tombstone of its own.
+			if top, err := snapshot.FromRaw(p.cfg.Subjects, p.cfg.Sealer, raw); err == nil && top.Tombstone && !p.cfg.Fence.Fenced(top.Epoch, top.StreamSeq) {
 				ack = Ack{StreamSeq: last, Duplicate: true}
 			}
 		}

@@ -99,6 +99,15 @@ func (p *Publisher) Forget(id model.SessionID) {
 	p.mu.Unlock()
 }
 
+// Reset forgets every session, once this node is no longer the primary:
+// what it knew belongs to an epoch that is over, and a promotion tracks
+// every session it adopts again.
+func (p *Publisher) Reset() {
+	p.mu.Lock()
+	clear(p.sessions)
+	p.mu.Unlock()
+}
+
 // Sessions returns how many sessions the publisher tracks.
 func (p *Publisher) Sessions() int {
 	p.mu.Lock()
