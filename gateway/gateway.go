@@ -2,9 +2,9 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"understudy/broker"
-	"understudy/internal/bugs"
 	"understudy/group"
+	"understudy/internal/bugs"
 	"understudy/snapshot"
 )
 

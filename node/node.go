@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -51,8 +51,8 @@ type Node struct {
 	limiter  *limiter
 	inflight gate // interactions being handled
 
-	bg     sync.WaitGroup     // background work of promotions and demotions
-	bgCtx  context.Context    // cancelled at shutdown
+	bg     sync.WaitGroup  // background work of promotions and demotions
+	bgCtx  context.Context // cancelled at shutdown
 	bgStop context.CancelFunc
 
 	listener net.Listener

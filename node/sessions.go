@@ -28,9 +28,9 @@ type session struct {
 	// again from the copy before it is used: its memory may hold a
 	// snapshot the newer claim fences.
 	epoch    uint64
-	last     time.Time  // last interaction or view
-	finished time.Time  // when the application finished
-	gone     bool       // removed from the table: look the id up again
+	last     time.Time // last interaction or view
+	finished time.Time // when the application finished
+	gone     bool      // removed from the table: look the id up again
 }
 
 // table holds the live sessions of a primary, and remembers the last

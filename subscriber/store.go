@@ -46,10 +46,10 @@ type store struct {
 	// leader), the fenced message's stream sequence: fenced never means
 	// absent, so Lookup says the stream must be read.
 	unresolved map[model.SessionID]uint64
-	ended       endedSet
-	nodes       interner
-	held        int64 // payload bytes of sessions
-	counts      counters
+	ended      endedSet
+	nodes      interner
+	held       int64 // payload bytes of sessions
+	counts     counters
 }
 
 // entry is one held snapshot: its payload and the few fields of its meta
