@@ -233,10 +233,19 @@ func (m *Member) advance(now Mono) []Action {
 		switch m.judgeBase(to) {
 		case baseSame:
 		case baseReleased:
+			// The owner handed over: claim at once, over the release. Its
+			// last writes may have landed after a sequence read earlier
+			// (renewals between, unseen while a claim was in flight): read
+			// the stream's last sequence and drain again, under a new id
+			// so that answers to the earlier read and drain are ignored.
+			// (The simulator found a claim whose fence was read before
+			// the owner's last snapshots: they were fenced, and answered.)
 			to.base = m.cur
-			if to.phase == waiting {
-				to.phase = reading
+			if to.phase != reading || to.asked {
+				m.nextTO++
+				to.id = m.nextTO
 			}
+			to.phase, to.asked = reading, false
 		case baseRenewed:
 			return m.conclude(now, renewedTakeover, nil)
 		case baseClaimed:

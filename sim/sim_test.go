@@ -1,0 +1,155 @@
+package sim
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"understudy/internal/bugs"
+)
+
+var (
+	schedules = flag.Int("sim.schedules", 10_000, "random schedules TestSchedules runs")
+	seedBase  = flag.Uint64("sim.seed", 1, "the first schedule's seed")
+	progress  = flag.Duration("sim.progress", 30*time.Second, "how often a long run logs its progress")
+)
+
+// runSeeds runs n schedules from seed first on every core and returns the
+// first that broke an invariant (0 if none) with its result.
+func runSeeds(t testing.TB, cfg Config, first uint64, n int) (uint64, Result, int) {
+	var next atomic.Uint64
+	next.Store(first)
+	end := first + uint64(n)
+	var mu sync.Mutex
+	var found uint64
+	var foundRes Result
+	var ran atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	lastLog := time.Now()
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				seed := next.Add(1) - 1
+				mu.Lock()
+				stop := found != 0 && seed > found
+				mu.Unlock()
+				if seed >= end || stop {
+					return
+				}
+				c := cfg
+				c.Seed = seed
+				res := Run(c)
+				k := ran.Add(1)
+				mu.Lock()
+				if res.Violation != nil && (found == 0 || seed < found) {
+					found, foundRes = seed, res
+				}
+				if time.Since(lastLog) > *progress {
+					lastLog = time.Now()
+					t.Logf("%d schedules in %v (%.0f/s)", k, time.Since(start).Round(time.Second), float64(k)/time.Since(start).Seconds())
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return found, foundRes, int(ran.Load())
+}
+
+// TestSchedules runs seeded random schedules with every fix in: no
+// invariant may break.
+func TestSchedules(t *testing.T) {
+	n := *schedules
+	if testing.Short() {
+		n = min(n, 1000)
+	}
+	start := time.Now()
+	seed, res, ran := runSeeds(t, Config{}, *seedBase, n)
+	if seed != 0 {
+		t.Fatalf("seed %d: %v\nreplay: go test ./sim -run TestReplay -sim.replay %d -v", seed, res.Violation, seed)
+	}
+	t.Logf("%d schedules from seed %d, no invariant broken, in %v", ran, *seedBase, time.Since(start).Round(time.Millisecond))
+}
+
+var replay = flag.Uint64("sim.replay", 0, "TestReplay: the seed to run with a trace")
+
+// TestReplay runs one seed with a trace: what TestSchedules prints to
+// replay a failure.
+func TestReplay(t *testing.T) {
+	if *replay == 0 {
+		t.Skip("set -sim.replay SEED")
+	}
+	var planted bugs.Set
+	if b := os.Getenv("SIM_BUGS"); b != "" {
+		var err error
+		if planted, err = bugs.Parse(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := Run(Config{Seed: *replay, Bugs: planted, Trace: func(s string) { t.Log(s) }})
+	t.Logf("%d events, %d answers, %d failovers, ended at %v: %v", res.Events, res.Answers, res.Failovers, res.End, res.Violation)
+}
+
+// TestScenarios replays the scripted scenarios of testdata: each defect
+// the safety review found, step by step, with and without its fix.
+func TestScenarios(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenarios: %v", err)
+	}
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) {
+			file, err := os.Open(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer file.Close()
+			sc, err := ParseScenario(f, file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var trace []string
+			sc.Config.Trace = func(s string) { trace = append(trace, s) }
+			res := Run(sc.Config)
+			got := "ok"
+			if res.Violation != nil {
+				got = res.Violation.Invariant
+			}
+			if got != sc.Expect {
+				t.Fatalf("want %s, got %s: %v\n%s", sc.Expect, got, res.Violation, strings.Join(trace, "\n"))
+			}
+			t.Logf("%s as expected (%v); %d events, %d answers, %d failovers", got, res.Violation, res.Events, res.Answers, res.Failovers)
+		})
+	}
+}
+
+// budget bounds the schedules TestPlantedBugs tries per bug.
+var budget = flag.Int("sim.budget", 20_000, "TestPlantedBugs: schedules to try per planted bug")
+
+// TestPlantedBugs: the simulator is evidence only once it has failed.
+// Each planted bug must break an invariant within the budget; the test
+// logs after how many schedules.
+func TestPlantedBugs(t *testing.T) {
+	for _, name := range bugs.Names() {
+		t.Run(name, func(t *testing.T) {
+			var cfg Config
+			if err := setBug(&cfg, name); err != nil {
+				t.Fatal(err)
+			}
+			seed, res, ran := runSeeds(t, cfg, 1, *budget)
+			if seed == 0 {
+				t.Fatalf("planted %s: no invariant broken in %d schedules", name, ran)
+			}
+			t.Logf("planted %s found at seed %d (schedule %d): %v", name, seed, seed, res.Violation)
+		})
+	}
+}
