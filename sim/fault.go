@@ -12,7 +12,7 @@ import (
 // Fault is one injury.
 type Fault struct {
 	At   time.Duration
-	Kind string // pause, crash, release, slow, signal, lossy
+	Kind string // pause, crash, stall, release, slow, signal, lossy
 	Node string // "owner": whoever owns the group then; "" for slow, lossy
 	Dur  time.Duration
 }
@@ -23,7 +23,11 @@ func (f Fault) String() string {
 
 func (w *world) randomFaults() []Fault {
 	var fs []Fault
-	for range w.cfg.Injuries {
+	injuries := w.cfg.Injuries
+	if injuries == 0 {
+		injuries = 2 + w.rnd.IntN(8)
+	}
+	for range injuries {
 		f := Fault{At: time.Duration(w.rnd.Int64N(int64(w.cfg.Faults)))}
 		node := "owner"
 		if w.rnd.IntN(3) == 0 {
@@ -74,6 +78,10 @@ func (w *world) inject(f Fault) {
 		}
 	case "slow":
 		w.slowUntil = max(w.slowUntil, w.now+T(f.Dur))
+	case "stall":
+		if n != nil {
+			n.stallUntil = max(n.stallUntil, w.now+T(f.Dur))
+		}
 	case "lossy":
 		w.lossy = true
 	case "signal":
@@ -104,7 +112,9 @@ type Scenario struct {
 //	at 1s crash n1 400ms
 //	at 1s release owner
 //	at 1s slow 300ms
-//	at 0s lossy
+//	at 0s stall n0 300ms  n0's publishes are held in the network
+//	at 0s lossy           messages may be lost until faults end
+//	random                the seed's random faults too
 //	expect ok | I1 ... I6
 func ParseScenario(name string, r io.Reader) (Scenario, error) {
 	sc := Scenario{Name: name, Config: Config{Script: []Fault{}}}
@@ -154,6 +164,9 @@ func ParseScenario(name string, r io.Reader) (Scenario, error) {
 			if err = setBug(&sc.Config, f[1]); err != nil {
 				return sc, bad(err)
 			}
+		case "random":
+			// The seed's random faults, before the scripted ones.
+			sc.Config.Random = true
 		case "expect":
 			if len(f) < 2 {
 				return sc, bad(fmt.Errorf("ok or an invariant missing"))
@@ -169,7 +182,7 @@ func ParseScenario(name string, r io.Reader) (Scenario, error) {
 			}
 			ft.Kind = f[2]
 			switch ft.Kind {
-			case "pause", "crash":
+			case "pause", "crash", "stall":
 				if len(f) < 5 {
 					return sc, bad(fmt.Errorf("want: at T %s NODE DURATION", ft.Kind))
 				}

@@ -18,6 +18,7 @@ type node struct {
 	up          bool
 	inc         int // incarnation: a crash ends every event aimed at the old one
 	pausedUntil T
+	stallUntil  T     // its publishes are held in the network until then
 	ppm         int64 // clock-rate drift, parts per million
 	start       T     // when this incarnation's clock started
 	base        protocol.Mono

@@ -28,8 +28,8 @@ func Run(cfg Config) Result {
 		w.after(time.Duration(20+w.rnd.IntN(200))*time.Millisecond, c.next)
 	}
 	faults := cfg.Script
-	if faults == nil {
-		faults = w.randomFaults()
+	if faults == nil || cfg.Random {
+		faults = append(w.randomFaults(), faults...)
 		w.lossy = true
 	}
 	for _, f := range faults {
@@ -51,7 +51,7 @@ func Run(cfg Config) Result {
 	if w.res.Violation == nil {
 		for _, c := range w.clients {
 			if !c.done {
-				w.fail("I5", "session %d not served since %v (at seq %d of %d) by %v, faults ended at %v", c.id, c.served, c.told, cfg.Steps, deadline, w.faultsEnd)
+				w.fail("I5", "session %d not served since %v (answered up to seq %d, %d more wanted after the faults) by %v; faults ended at %v", c.id, c.served, c.told, cfg.Steps, deadline, w.faultsEnd)
 				break
 			}
 		}

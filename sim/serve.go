@@ -119,21 +119,26 @@ func (n *node) publish(r *request, mm *memory, next, epoch uint64, hops int) {
 		r.reply(status, told, why)
 		n.unqueue(mm)
 	}
-	n.on(publishLimit, func() {
-		if done {
-			return
-		}
-		mm.unsure = true
-		finish(unavailable, 0, "broker")
-	})
 	// The publish leaves after the request's processing, on the node's
-	// time: a pause here is the zombie's publish that lands late.
+	// time: a pause here is the zombie's publish that lands late. Its
+	// timeout runs from when it leaves.
 	n.on(time.Duration(w.rnd.IntN(2000))*time.Microsecond, func() {
+		n.on(publishLimit, func() {
+			if done {
+				return
+			}
+			mm.unsure = true
+			finish(unavailable, 0, "broker")
+		})
 		if w.lost() {
 			return
 		}
 		inc := n.inc
-		w.after(w.delay(), func() {
+		hop := w.delay()
+		if n.stallUntil > w.now {
+			hop += time.Duration(n.stallUntil - w.now)
+		}
+		w.after(hop, func() {
 			top, exists := w.top(r.session)
 			var landed msg
 			wrong := (exists && top.streamSeq != expect) || (!exists && expect != 0)

@@ -23,13 +23,15 @@ type Config struct {
 	Clients  int           // sessions, one client each; default 4
 	Steps    int           // interactions per session once faults end; default 3
 	Faults   time.Duration // faults happen in [0, Faults); default 1.5s
-	Injuries int           // random faults; default 4 (Script replaces them)
+	Injuries int           // random faults; default 2 to 9, by the seed
 	// Bound is what I5 allows beyond the lease and the margin for every
 	// client to be served again once faults stop.
 	Bound time.Duration
 	Bugs  bugs.Set
-	// Script, when set, replaces the random faults (see ParseScript).
+	// Script, when set, replaces the random faults (see ParseScenario),
+	// unless Random is set too.
 	Script []Fault
+	Random bool
 	// Trace receives a line per notable event, for scripted scenarios.
 	Trace func(string)
 }
@@ -46,9 +48,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Faults == 0 {
 		c.Faults = 1500 * time.Millisecond
-	}
-	if c.Injuries == 0 {
-		c.Injuries = 4
 	}
 	if c.Bound == 0 {
 		c.Bound = 4 * time.Second

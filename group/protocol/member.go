@@ -381,7 +381,7 @@ func (m *Member) prune() {
 		if gone && m.renewing == w.id {
 			m.renewing = 0
 		}
-		if gone && m.to != nil && m.to.write == w.id {
+		if gone && m.to != nil && m.to.write == w.id && !m.cfg.Bugs.WaitPrunedClaim {
 			// The takeover's claim can no longer land: the takeover judges
 			// the entry that moved past it, instead of waiting for a retry
 			// that will never be sent. (The simulator found a takeover

@@ -241,6 +241,12 @@ func (m *Member) advance(now Mono) []Action {
 			// (The simulator found a claim whose fence was read before
 			// the owner's last snapshots: they were fenced, and answered.)
 			to.base = m.cur
+			if m.cfg.Bugs.FenceBeforeRelease {
+				if to.phase == waiting {
+					to.phase = reading
+				}
+				break
+			}
 			if to.phase != reading || to.asked {
 				m.nextTO++
 				to.id = m.nextTO

@@ -44,6 +44,15 @@ type Set struct {
 	// NoExpectedSeq: the node publishes without the expected last subject
 	// sequence, so a stale primary overwrites a newer one. Publisher.
 	NoExpectedSeq bool
+	// FenceBeforeRelease: a takeover whose owner released the group
+	// meanwhile claims with the stream sequence it read before the
+	// release, fencing the owner's last snapshots (found by the
+	// simulator). Protocol core.
+	FenceBeforeRelease bool
+	// WaitPrunedClaim: a takeover whose claim can no longer land waits
+	// for a retry that is never sent, until its deadline (found by the
+	// simulator). Protocol core.
+	WaitPrunedClaim bool
 }
 
 // Names returns the names of the switches, in order.
