@@ -15,6 +15,33 @@
 // its own clock. With bounded clock-rate drift, two primaries never answer
 // at once.
 //
+// # Guarantees
+//
+// The decisions are made by the pure core in group/protocol; this package
+// drives it with NATS, a clock and goroutines. With clock rates that drift
+// apart by less than Margin over a Lease:
+//
+//   - At most one member holds a valid lease at any instant. A landed
+//     write's lease counts from its first attempt's send time, whichever
+//     attempt landed, so a claim or renewal whose answer was lost or late
+//     never stretches the lease beyond what the others waited out.
+//   - MayAnswer is the answer rule: an interaction applied at epoch e may be
+//     answered only while the lease is valid and e is the current epoch. A
+//     valid lease of a later epoch is not enough.
+//   - Entries are applied in revision order: a redelivered older revision
+//     never demotes a newer primary or rolls its claims back.
+//   - A claim's fence is a stream sequence read after the previous owner's
+//     lease was waited out (or its crash proven, or its release seen), and
+//     after the drain to it: every snapshot that owner answered for is at
+//     or below the fence.
+//   - Release reports success only once a released entry of this member's
+//     has landed.
+//   - The crash fast path is taken only on a NATS server known to be
+//     standalone (see broker.AskStandalone).
+//
+// The simulator (package sim) checks these, and the node's side of the
+// contract, over millions of seeded schedules.
+//
 // # Failover
 //
 // A failover signal is a NATS request on <prefix>.control.failover. Every
