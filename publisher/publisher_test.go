@@ -460,3 +460,32 @@ func TestEraseAndPurge(t *testing.T) {
 		t.Fatalf("another session: %d messages, want 1", n)
 	}
 }
+
+// A zombie's tombstone above the new owner's fence ended nothing: an erase
+// by the new owner writes a tombstone of its own instead of taking the
+// fenced one for done (defect 11 of the safety review).
+func TestEraseOverAFencedTombstone(t *testing.T) {
+	e := setup(t)
+	old := e.publisher(t, "n1", nil)
+	s := stamped(t, 6, "vehicle", "n1", 1)
+	ack, err := old.Publish(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := snapshot.Claims{{Epoch: 1}, {Epoch: 2, Fence: ack.StreamSeq}}
+	zombie, err := old.End(ctx, s.ID, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	taker := e.publisher(t, "n2", claims)
+	erased, err := taker.Erase(ctx, s.ID, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if erased.Duplicate || erased.StreamSeq == zombie.StreamSeq {
+		t.Fatalf("erase took the fenced tombstone at stream seq %d for its own: %+v", zombie.StreamSeq, erased)
+	}
+	if st := e.latest(t, s.ID, claims); !st.Tombstone || st.StreamSeq != erased.StreamSeq || st.Epoch != 2 {
+		t.Fatalf("newest valid after the erase: %+v", st.Meta)
+	}
+}
