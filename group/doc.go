@@ -9,9 +9,9 @@
 // claims (epoch and fence of each failover). The primary holds the entry as
 // a lease and renews it by compare-and-set every Lease/3. Before it answers
 // anything it checks Valid: the lease is valid for Lease, counted by its own
-// monotonic clock from when it sent its last successful renewal, and never
-// after a disconnect or reconnect until a renewal has succeeded since. A
-// backup claims only after it has seen no renewal for Lease plus Margin by
+// monotonic clock from when it sent the first attempt of its newest write
+// that landed, and never after a disconnect or reconnect until a renewal
+// has succeeded since. A backup claims only after it has seen no renewal for Lease plus Margin by
 // its own clock. With bounded clock-rate drift, two primaries never answer
 // at once.
 //
