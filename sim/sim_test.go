@@ -158,7 +158,7 @@ func TestEveryBugHasAScenario(t *testing.T) {
 // Each planted bug must break an invariant within the budget of random
 // schedules from seed 1; the test logs after how many. A long run:
 //
-//	go test ./sim -run TestPlantedBugs -sim.budget 1000000 -v
+//	go test ./sim -run TestPlantedBugs -sim.budget 1000000 -timeout 0 -v
 func TestPlantedBugs(t *testing.T) {
 	if *budget == 0 {
 		t.Skip("a long run: set -sim.budget (TestScenarios replays a finding of each bug on every run)")
