@@ -127,7 +127,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Fault, for fault-injection tests only, is called at named points:
 	// "before-publish" and "after-publish" of an interaction (the latter
-	// after the ack, before the answer), and "promote" after a claim, before
+	// after the ack, before the answer), "drained" when a takeover's drain
+	// is done, before its claim, and "promote" after a claim, before
 	// serving. A test makes it kill the process there. Nil in production.
 	Fault func(point string)
 	// Bugs reintroduce known defects (AnswerBeforeAck, ForgetAfterRefusal

@@ -187,7 +187,11 @@ func (n *Node) join(ctx context.Context) error {
 	}
 	if !n.cfg.Cold {
 		n.sub = subscriber.New(js, n.stream, subCfg)
-		hooks.Drain = n.sub.DrainTo
+		hooks.Drain = func(ctx context.Context, seq uint64) error {
+			err := n.sub.DrainTo(ctx, seq)
+			n.fault("drained")
+			return err
+		}
 		// The subscriber's resolver judges what it holds by the new claims,
 		// and retries until it can.
 		hooks.Claims = func(snapshot.Claims) { n.sub.Kick() }
