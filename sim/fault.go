@@ -12,7 +12,7 @@ import (
 // Fault is one injury.
 type Fault struct {
 	At   time.Duration
-	Kind string // pause, crash, stall, release, slow, signal, lossy
+	Kind string // pause, crash, stall, release, slow, election, signal, lossy
 	Node string // "owner": whoever owns the group then; "" for slow, lossy
 	Dur  time.Duration
 }
@@ -40,8 +40,10 @@ func (w *world) randomFaults() []Fault {
 			f.Kind, f.Node, f.Dur = "crash", node, time.Duration(100+w.rnd.IntN(1500))*time.Millisecond
 		case r < 7:
 			f.Kind, f.Node = "release", "owner"
-		case r < 9:
+		case r < 8:
 			f.Kind, f.Dur = "slow", time.Duration(50+w.rnd.IntN(600))*time.Millisecond
+		case r < 9:
+			f.Kind, f.Dur = "election", time.Duration(50+w.rnd.IntN(500))*time.Millisecond
 		default:
 			f.Kind, f.Node = "signal", "owner"
 		}
@@ -78,6 +80,8 @@ func (w *world) inject(f Fault) {
 		}
 	case "slow":
 		w.slowUntil = max(w.slowUntil, w.now+T(f.Dur))
+	case "election":
+		w.noLeader = max(w.noLeader, w.now+T(f.Dur))
 	case "stall":
 		if n != nil {
 			n.stallUntil = max(n.stallUntil, w.now+T(f.Dur))
@@ -112,6 +116,7 @@ type Scenario struct {
 //	at 1s crash n1 400ms
 //	at 1s release owner
 //	at 1s slow 300ms
+//	at 1s election 200ms  the bucket and the stream elect a leader
 //	at 0s stall n0 300ms  n0's publishes are held in the network
 //	at 0s lossy           messages may be lost until faults end
 //	random                the seed's random faults too
@@ -193,7 +198,7 @@ func ParseScenario(name string, r io.Reader) (Scenario, error) {
 					return sc, bad(fmt.Errorf("want: at T %s NODE", ft.Kind))
 				}
 				ft.Node = f[3]
-			case "slow":
+			case "slow", "election":
 				ft.Dur, err = dur(3)
 			case "lossy":
 			default:

@@ -27,6 +27,7 @@ type node struct {
 	tickGen int
 	nextOp  protocol.OpID
 	release protocol.OpID // the Release waiting, 0 if none
+	claimOp protocol.OpID // the startup Claim waiting, 0 if none
 	relEp   uint64
 	reports map[attempt]bool // write attempts already reported
 	drains  []protocol.Drain
@@ -94,7 +95,7 @@ func (n *node) boot(claim bool) {
 	n.start, n.base = w.now, protocol.Mono(w.rnd.Int64N(int64(time.Hour)))
 	n.m = protocol.New(protocol.Config{Node: n.name, Address: n.name, Lease: lease, Bugs: w.cfg.Bugs})
 	n.reports = map[attempt]bool{}
-	n.serving, n.epoch, n.claims, n.release, n.drains = false, 0, nil, 0, nil
+	n.serving, n.epoch, n.claims, n.release, n.claimOp, n.drains = false, 0, nil, 0, 0, nil
 	n.mem, n.held, n.quarantined = map[int]*memory{}, map[int]msg{}, map[int]bool{}
 	n.delivered, n.deliverAt = 0, w.now
 	// The watch's initial state, then the copy's catch-up.
@@ -104,8 +105,7 @@ func (n *node) boot(claim bool) {
 		}
 		n.handle(n.m.Load(n.local()))
 		if claim {
-			n.nextOp++
-			n.handle(n.m.Claim(n.local(), n.nextOp))
+			n.claim()
 		}
 	})
 	n.deliver(len(w.stream))
@@ -115,6 +115,15 @@ func (n *node) crash() {
 	n.up = false
 	n.inc++
 	n.w.trace("%s crashed", n.name)
+}
+
+// claim is a startup claim: the node was started as primary. A claim
+// that fails for another reason than a live owner ends the process, and
+// its supervisor starts it again: here, it claims again after a pause.
+func (n *node) claim() {
+	n.nextOp++
+	n.claimOp = n.nextOp
+	n.handle(n.m.Claim(n.local(), n.claimOp))
 }
 
 // schedule asks for the core's next tick.
@@ -173,7 +182,11 @@ func (n *node) handle(acts []protocol.Action) {
 		case protocol.ReadLastSeq:
 			n.on(w.delay(), func() {
 				seq := uint64(len(w.stream))
-				n.on(w.delay(), func() { n.handle(n.m.LastSeqDone(n.local(), a.Takeover, seq, nil)) })
+				var err error
+				if w.now < w.noLeader {
+					err = errTransient
+				}
+				n.on(w.delay(), func() { n.handle(n.m.LastSeqDone(n.local(), a.Takeover, seq, err)) })
 			})
 		case protocol.Drain:
 			n.drains = append(n.drains, a)
@@ -190,6 +203,12 @@ func (n *node) handle(acts []protocol.Action) {
 		case protocol.ClaimsChanged:
 			n.claims = a.Claims
 		case protocol.Done:
+			if a.Op == n.claimOp && n.claimOp != 0 {
+				n.claimOp = 0
+				if a.Err != nil && !errors.Is(a.Err, protocol.ErrHeld) {
+					n.on(200*time.Millisecond, n.claim)
+				}
+			}
 			if a.Op == n.release && n.release != 0 {
 				n.release = 0
 				if a.Err == nil {
@@ -226,21 +245,23 @@ func (n *node) send(a protocol.Write) {
 	}
 	inc := n.inc
 	w.after(w.delay(), func() {
-		e := a.Entry
-		landed, cur, exists := w.bucket.cas(e, a.Rev)
-		if landed {
-			w.trace("%s %s landed at rev %d (epoch %d, released %v)", n.name, a.Kind, cur.Revision, cur.Epoch, cur.Released)
-			w.watch(cur)
-		}
-		if w.lost() || n.inc != inc {
-			return
-		}
-		n.on(w.delay(), func() {
+		w.leader(func() {
+			e := a.Entry
+			landed, cur, exists := w.bucket.cas(e, a.Rev)
 			if landed {
-				report(protocol.WriteResult{ID: a.ID, Outcome: protocol.Landed, Rev: cur.Revision})
+				w.trace("%s %s landed at rev %d (epoch %d, released %v)", n.name, a.Kind, cur.Revision, cur.Epoch, cur.Released)
+				w.watch(cur)
+			}
+			if w.lost() || n.inc != inc {
 				return
 			}
-			report(protocol.WriteResult{ID: a.ID, Outcome: protocol.Conflict, Current: cur, Exists: exists})
+			n.on(w.delay(), func() {
+				if landed {
+					report(protocol.WriteResult{ID: a.ID, Outcome: protocol.Landed, Rev: cur.Revision})
+					return
+				}
+				report(protocol.WriteResult{ID: a.ID, Outcome: protocol.Conflict, Current: cur, Exists: exists})
+			})
 		})
 	})
 }

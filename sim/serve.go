@@ -43,7 +43,7 @@ func (n *node) serve(r *request) {
 		// Not in memory at this epoch: the copy is the truth.
 		st, held := n.lookup(r.session)
 		switch {
-		case held == mustRead && w.lossy && w.now < w.faultsEnd && w.rnd.IntN(4) == 0:
+		case held == mustRead && (w.now < w.noLeader || w.lossy && w.now < w.faultsEnd && w.rnd.IntN(4) == 0):
 			// The stream leader does not answer (an election).
 			if bug.QuarantineTransient {
 				n.quarantined[r.session] = true
@@ -139,33 +139,35 @@ func (n *node) publish(r *request, mm *memory, next, epoch uint64, hops int) {
 			hop += time.Duration(n.stallUntil - w.now)
 		}
 		w.after(hop, func() {
-			top, exists := w.top(r.session)
-			var landed msg
-			wrong := (exists && top.streamSeq != expect) || (!exists && expect != 0)
-			if !wrong || w.cfg.Bugs.NoExpectedSeq {
-				landed = msg{streamSeq: uint64(len(w.stream)) + 1, session: r.session, seq: next, epoch: epoch, node: n.name}
-				w.stream = append(w.stream, landed)
-				w.trace("%s stored session %d seq %d epoch %d at %d", n.name, r.session, next, epoch, landed.streamSeq)
-				for _, o := range w.nodes {
-					if o.up {
-						o.deliver(len(w.stream))
+			w.leader(func() {
+				top, exists := w.top(r.session)
+				var landed msg
+				wrong := (exists && top.streamSeq != expect) || (!exists && expect != 0)
+				if !wrong || w.cfg.Bugs.NoExpectedSeq {
+					landed = msg{streamSeq: uint64(len(w.stream)) + 1, session: r.session, seq: next, epoch: epoch, node: n.name}
+					w.stream = append(w.stream, landed)
+					w.trace("%s stored session %d seq %d epoch %d at %d", n.name, r.session, next, epoch, landed.streamSeq)
+					for _, o := range w.nodes {
+						if o.up {
+							o.deliver(len(w.stream))
+						}
 					}
 				}
-			}
-			if w.lost() || n.inc != inc {
-				return
-			}
-			n.on(w.delay(), func() {
-				if done {
+				if w.lost() || n.inc != inc {
 					return
 				}
-				if landed.streamSeq == 0 {
-					done = true
-					mm.busy = false
-					n.conflict(r, mm, next, epoch, top, hops)
-					return
-				}
-				n.acked(mm, next, epoch, landed, finish)
+				n.on(w.delay(), func() {
+					if done {
+						return
+					}
+					if landed.streamSeq == 0 {
+						done = true
+						mm.busy = false
+						n.conflict(r, mm, next, epoch, top, hops)
+						return
+					}
+					n.acked(mm, next, epoch, landed, finish)
+				})
 			})
 		})
 	})

@@ -132,6 +132,20 @@ type world struct {
 	faultsEnd T
 	lossy     bool // messages may be lost (only while faults happen)
 	slowUntil T    // network delays are long until then
+	// noLeader: the bucket and the stream elect a leader until then.
+	// Writes that arrive meanwhile are applied once it is elected (a write
+	// that lands after its attempt timed out); reads fail.
+	noLeader T
+}
+
+// leader runs fn once the bucket and the stream have a leader.
+func (w *world) leader(fn func()) {
+	if w.now < w.noLeader {
+		at := w.noLeader
+		w.at(at, func() { w.leader(fn) })
+		return
+	}
+	fn()
 }
 
 func (w *world) at(t T, fn func()) {
