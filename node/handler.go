@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -347,8 +348,9 @@ func (n *Node) submit(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if n.cfg.Bugs.AnswerBeforeAck {
+		// The planted bug answers in full, flushed, before the publish.
 		s.run = next
-		n.respond(w, r, s, false)
+		answerNow(w, func(w http.ResponseWriter) { n.respond(w, r, s, false) })
 		w = discard{w.Header()}
 	}
 	if !n.replicate(ctx, w, r, s, next, created) {
@@ -454,6 +456,32 @@ func (n *Node) refuseAnswer(w http.ResponseWriter, r *http.Request, s *session, 
 	}
 	n.unavailable(w, r, UnavailableLease, "This server cannot confirm it is in charge right now.")
 }
+
+// answerNow sends what write writes as a complete response (with its
+// length) and flushes it, for the planted bug that answers before the ack.
+func answerNow(w http.ResponseWriter, write func(http.ResponseWriter)) {
+	buf := &buffered{h: http.Header{}, code: http.StatusOK}
+	write(buf)
+	for k, v := range buf.h {
+		w.Header()[k] = v
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(buf.b.Len()))
+	w.WriteHeader(buf.code)
+	w.Write(buf.b.Bytes())
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+type buffered struct {
+	h    http.Header
+	code int
+	b    bytes.Buffer
+}
+
+func (b *buffered) Header() http.Header         { return b.h }
+func (b *buffered) Write(p []byte) (int, error) { return b.b.Write(p) }
+func (b *buffered) WriteHeader(code int)        { b.code = code }
 
 // discard is a ResponseWriter that writes nowhere: what a planted bug that
 // answered already writes afterwards.

@@ -51,6 +51,7 @@ type shopper struct {
 	errs    []string
 	driver  int
 	think   time.Duration // a person reading the page before answering
+	failed  string        // why the session failed; "" if it did not
 }
 
 func newShopper(id int, base string) *shopper {

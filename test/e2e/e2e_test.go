@@ -262,6 +262,39 @@ func TestKillPoints(t *testing.T) {
 	}
 }
 
+// TestKillPointsFindPlantedBug: the check TestKillPoints relies on is
+// evidence only once it has failed. With the primary answering before its
+// publish is acknowledged (a planted bug) and killed between the answer and
+// the publish, some session must be found to have lost an answer.
+func TestKillPointsFindPlantedBug(t *testing.T) {
+	l := deployment(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	os.Setenv("UNDERSTUDY_FAULT", "before-publish:40")
+	_, err := l.StartNode(ctx, "node-a", "primary", "-plant-bugs", "AnswerBeforeAck")
+	os.Unsetenv("UNDERSTUDY_FAULT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	startNode(t, l, "node-b", "backup")
+	waitOwner(t, l, "node-a")
+	shoppers := load(t, l.GatewayURL(0), *sessions/2, nil)
+	var problems []string
+	for _, s := range shoppers {
+		if len(s.errs) == 0 {
+			s.check()
+		}
+		problems = append(problems, s.errs...)
+	}
+	if ok, _ := l.Nodes["node-a"].Exited(); !ok {
+		t.Fatal("the fault never fired")
+	}
+	if len(problems) == 0 {
+		t.Fatal("planted AnswerBeforeAck, killed after an answer it never published: no session reported a lost answer")
+	}
+	t.Logf("planted AnswerBeforeAck found: %d problems, the first: %s", len(problems), problems[0])
+}
+
 // TestKillDuringPromotion: the primary is killed, and the backup that wins
 // the failover is killed during its promotion; a second backup takes over.
 func TestKillDuringPromotion(t *testing.T) {

@@ -71,6 +71,12 @@ var natsBin = sync.OnceValues(func() (string, error) {
 // external starts n nats-server processes and a deployment that uses them.
 func external(t *testing.T, n int, nodes ...string) (*deploy.Local, *deploy.NATSCluster) {
 	t.Helper()
+	return externalWith(t, n, nil, nodes...)
+}
+
+// externalWith is external with more flags for every node.
+func externalWith(t *testing.T, n int, nodeArgs []string, nodes ...string) (*deploy.Local, *deploy.NATSCluster) {
+	t.Helper()
 	bin, err := natsBin()
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +98,7 @@ func external(t *testing.T, n int, nodes ...string) (*deploy.Local, *deploy.NATS
 		replicas = "3"
 	}
 	l, err := deploy.StartLocal(ctx, deploy.Config{Bin: bins, Dir: dir, ExternalNATS: nc.URL(),
-		GatewayArgs: []string{"-replicas", replicas}, NodeArgs: []string{"-replicas", replicas}})
+		GatewayArgs: []string{"-replicas", replicas}, NodeArgs: append([]string{"-replicas", replicas}, nodeArgs...)})
 	if err != nil {
 		dumpLogs(t, dir)
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"understudy/demo"
 	"understudy/entity"
 	"understudy/group"
+	"understudy/internal/bugs"
 	"understudy/node"
 	"understudy/snapshot"
 )
@@ -57,12 +58,20 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, role nod
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this certificate file")
 	tlsKey := fs.String("tls-key", "", "key file of -tls-cert")
 	replicas := fs.Int("replicas", 1, "replicas of the stream and bucket if this node creates them (3 on a NATS cluster)")
+	plant := fs.String("plant-bugs", "", "for the tests that show the checkers find known defects only, never in production: reintroduce them (comma-separated: "+strings.Join(bugs.Names(), ", ")+")")
 	logger := cli.Logging(fs, stdout)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
+	}
+	planted, err := bugs.Parse(*plant)
+	if err != nil {
+		return fmt.Errorf("-plant-bugs: %w", err)
+	}
+	if planted != (bugs.Set{}) {
+		fmt.Fprintf(os.Stderr, "WARNING: planted bugs %s: this node breaks the failover contract on purpose\n", planted)
 	}
 	log, err := logger()
 	if err != nil {
@@ -117,7 +126,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, role nod
 		Replication: node.Replication(*replication), Cold: *cold,
 		MaxSessions: *maxSessions, NewPerMinute: *perMinute, Idle: *idle, FinishedLinger: *linger, Retention: *retention,
 		Secret: secret, Sealer: sealer, TLSCert: *tlsCert, TLSKey: *tlsKey, Logger: log,
-		Fault: faultFromEnv(log),
+		Fault: faultFromEnv(log), Bugs: planted,
 	}, demo.Registry(), store)
 	if err != nil {
 		return err
