@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"understudy/internal/bugs"
 )
 
 // Fault is one injury.
@@ -123,6 +125,7 @@ type Scenario struct {
 //	expect ok | I1 ... I6
 func ParseScenario(name string, r io.Reader) (Scenario, error) {
 	sc := Scenario{Name: name, Config: Config{Script: []Fault{}}}
+	var planted []string
 	s := bufio.NewScanner(r)
 	line := 0
 	for s.Scan() {
@@ -166,9 +169,7 @@ func ParseScenario(name string, r io.Reader) (Scenario, error) {
 			if len(f) < 2 {
 				return sc, bad(fmt.Errorf("a bug's name missing"))
 			}
-			if err = setBug(&sc.Config, f[1]); err != nil {
-				return sc, bad(err)
-			}
+			planted = append(planted, f[1])
 		case "random":
 			// The seed's random faults, before the scripted ones.
 			sc.Config.Random = true
@@ -214,6 +215,10 @@ func ParseScenario(name string, r io.Reader) (Scenario, error) {
 	}
 	if sc.Expect == "" {
 		return sc, fmt.Errorf("%s: no expect line", name)
+	}
+	var err error
+	if sc.Config.Bugs, err = bugs.Parse(strings.Join(planted, ",")); err != nil {
+		return sc, fmt.Errorf("%s: %w", name, err)
 	}
 	return sc, s.Err()
 }

@@ -1,10 +1,6 @@
 package sim
 
-import (
-	"time"
-
-	"understudy/group/protocol"
-)
+import "time"
 
 // Statuses a node answers with.
 const (
@@ -246,5 +242,3 @@ func (n *node) lookup(s int) (msg, holding) {
 	}
 	return msg{}, mustRead
 }
-
-var _ = protocol.Primary

@@ -166,7 +166,8 @@ func TestPlantedBugs(t *testing.T) {
 	for _, name := range bugs.Names() {
 		t.Run(name, func(t *testing.T) {
 			var cfg Config
-			if err := setBug(&cfg, name); err != nil {
+			var err error
+			if cfg.Bugs, err = bugs.Parse(name); err != nil {
 				t.Fatal(err)
 			}
 			seed, res, ran := runSeeds(t, cfg, 1, *budget)
