@@ -132,8 +132,8 @@ type Config struct {
 	// serving. A test makes it kill the process there. Nil in production.
 	Fault func(point string)
 	// Bugs reintroduce known defects (AnswerBeforeAck, ForgetAfterRefusal
-	// here; the others in the group and the subscriber, which get them
-	// too), for the tests that show the checkers find them. Zero in
+	// here; the others in the group, the subscriber and the publisher,
+	// which get them too), for the tests that show the checkers find them. Zero in
 	// production.
 	Bugs bugs.Set
 }

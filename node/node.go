@@ -172,7 +172,7 @@ func (n *Node) join(ctx context.Context) error {
 
 	fence := &lateFence{}
 	n.pub = publisher.New(js, n.stream, publisher.Config{
-		Subjects: n.cfg.Subjects, Node: n.cfg.Node, Fence: fence, Sealer: n.cfg.Sealer, Logger: n.log,
+		Subjects: n.cfg.Subjects, Node: n.cfg.Node, Fence: fence, Sealer: n.cfg.Sealer, Logger: n.log, Bugs: n.cfg.Bugs,
 		OnAsyncError: func(err error) { n.met.asyncErrors.Inc(); n.log.Error("async publish", "err", err) },
 	})
 	subCfg := subscriber.Config{

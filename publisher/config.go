@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"understudy/broker"
+	"understudy/internal/bugs"
 	"understudy/snapshot"
 )
 
@@ -55,6 +56,9 @@ type Config struct {
 	// Logger receives warnings (fenced snapshots published over, unknown
 	// outcomes). Default slog.Default().
 	Logger *slog.Logger
+	// Bugs reintroduce known defects for the tests that show the checkers
+	// find them (NoExpectedSeq); the zero value is production.
+	Bugs bugs.Set
 }
 
 // Validate checks the configuration.

@@ -194,7 +194,9 @@ func (p *Publisher) publish(ctx context.Context, meta snapshot.Meta, data []byte
 	for attempt := 0; ; attempt++ {
 		meta.Prev = st.last
 		msg := &nats.Msg{Subject: subject, Header: meta.Header(data), Data: data}
-		msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(st.last, 10))
+		if !p.cfg.Bugs.NoExpectedSeq {
+			msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(st.last, 10))
+		}
 		pctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 		ack, err := p.js.PublishMsg(pctx, msg)
 		cancel()
