@@ -163,7 +163,9 @@ func sanitize(s string) string {
 
 // FaultEnv names the environment variable of fault-injection tests:
 // "point:n" kills the process with SIGKILL, as kill -9 would, the n-th time
-// the node reaches point (see node.Config.Fault).
+// the node reaches point (see node.Config.Fault); "point:n:stop" stops it
+// there with SIGSTOP instead, as a scheduler that starves it would, until
+// the test sends SIGCONT.
 const FaultEnv = "UNDERSTUDY_FAULT"
 
 func faultFromEnv(log *slog.Logger) func(string) {
@@ -171,14 +173,21 @@ func faultFromEnv(log *slog.Logger) func(string) {
 	if spec == "" {
 		return nil
 	}
-	point, nth, _ := strings.Cut(spec, ":")
-	n, err := strconv.Atoi(nth)
-	if err != nil || n < 1 {
-		n = 1
+	parts := strings.SplitN(spec, ":", 3)
+	point := parts[0]
+	n := 1
+	if len(parts) > 1 {
+		if v, err := strconv.Atoi(parts[1]); err == nil && v >= 1 {
+			n = v
+		}
+	}
+	sig, action := syscall.SIGKILL, "killing"
+	if len(parts) > 2 && parts[2] == "stop" {
+		sig, action = syscall.SIGSTOP, "stopping"
 	}
 	var mu sync.Mutex
 	seen := 0
-	log.Warn("fault injection armed", "point", point, "at", n)
+	log.Warn("fault injection armed", "point", point, "at", n, "signal", sig.String())
 	return func(p string) {
 		if p != point {
 			return
@@ -187,9 +196,12 @@ func faultFromEnv(log *slog.Logger) func(string) {
 		seen++
 		hit := seen == n
 		mu.Unlock()
-		if hit {
-			log.Warn("fault injection: killing this process", "point", point)
-			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		if !hit {
+			return
+		}
+		log.Warn("fault injection: "+action+" this process", "point", point)
+		syscall.Kill(os.Getpid(), sig)
+		if sig == syscall.SIGKILL {
 			select {} // never returns
 		}
 	}
