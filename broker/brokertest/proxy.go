@@ -1,16 +1,17 @@
 package brokertest
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Proxy is a TCP proxy between NATS clients and a server, for tests of a
 // network that misbehaves: it can hold back everything the server sends
 // (requests still reach the server, answers wait: an ack that arrives too
-// late), cut every connection (the network dropped), and refuse new ones.
+// late), delay what goes either way (a latency spike), cut every
+// connection (the network dropped), and refuse new ones.
 type Proxy struct {
 	ln     net.Listener
 	target string
@@ -19,6 +20,7 @@ type Proxy struct {
 	cond    *sync.Cond
 	paused  bool
 	refuse  bool
+	delay   [2]time.Duration // to the server, from the server
 	conns   map[net.Conn]struct{}
 	closed  bool
 	stopped sync.WaitGroup
@@ -70,9 +72,45 @@ func (p *Proxy) accept() {
 	}
 }
 
-// pipe copies src to dst; bytes from the server wait while paused.
+// chunk is what one read brought, and when it may be written on.
+type chunk struct {
+	data []byte
+	due  time.Time
+}
+
+// pipe copies src to dst; bytes from the server wait while paused, and
+// every chunk waits out the delay its direction had when it was read.
 func (p *Proxy) pipe(dst, src net.Conn, fromServer bool) {
+	dir := 0
+	if fromServer {
+		dir = 1
+	}
+	chunks := make(chan chunk, 256)
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for c := range chunks {
+			if d := time.Until(c.due); d > 0 {
+				time.Sleep(d)
+			}
+			if fromServer {
+				p.mu.Lock()
+				for p.paused && !p.closed {
+					p.cond.Wait()
+				}
+				p.mu.Unlock()
+			}
+			if _, err := dst.Write(c.data); err != nil {
+				src.Close() // the reader stops too
+				for range chunks {
+				}
+				return
+			}
+		}
+	}()
 	defer func() {
+		close(chunks)
+		<-wrote
 		dst.Close()
 		src.Close()
 		p.mu.Lock()
@@ -84,24 +122,23 @@ func (p *Proxy) pipe(dst, src net.Conn, fromServer bool) {
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			if fromServer {
-				p.mu.Lock()
-				for p.paused && !p.closed {
-					p.cond.Wait()
-				}
-				p.mu.Unlock()
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
+			p.mu.Lock()
+			due := time.Now().Add(p.delay[dir])
+			p.mu.Unlock()
+			chunks <- chunk{data: append([]byte(nil), buf[:n]...), due: due}
 		}
 		if err != nil {
-			if err != io.EOF {
-				return
-			}
 			return
 		}
 	}
+}
+
+// Delay makes everything sent to the server wait toServer, and everything
+// it sends wait fromServer, from now on (0: no delay). Order is kept.
+func (p *Proxy) Delay(toServer, fromServer time.Duration) {
+	p.mu.Lock()
+	p.delay = [2]time.Duration{toServer, fromServer}
+	p.mu.Unlock()
 }
 
 // Pause holds back everything the server sends until Resume.
