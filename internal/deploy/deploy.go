@@ -137,6 +137,15 @@ func (p *Process) Pause() {
 	}
 }
 
+// Stopped reports whether every thread of the process is stopped by a
+// signal (as one that stopped itself at a fault point is).
+func (p *Process) Stopped() bool {
+	if exited, _ := p.Exited(); exited {
+		return false
+	}
+	return p.stopped()
+}
+
 // Resume sends SIGCONT.
 func (p *Process) Resume() { p.cmd.Process.Signal(syscall.SIGCONT) }
 
@@ -265,11 +274,32 @@ func (l *Local) StartGateway(ctx context.Context, port int) (*Process, error) {
 	}
 	l.mu.Lock()
 	i := len(l.Gateways)
+	l.Gateways = append(l.Gateways, nil)
 	l.mu.Unlock()
-	name := "gateway"
-	if i > 0 {
-		name = fmt.Sprintf("gateway%d", i+1)
+	return l.startGateway(ctx, i, port)
+}
+
+// RestartGateway kills the i-th gateway with SIGKILL and starts it again on
+// its port, waiting until it answers. A gateway holds no state a session
+// needs; with an embedded NATS server (the first gateway without
+// ExternalNATS) the server restarts with it.
+func (l *Local) RestartGateway(ctx context.Context, i int) (*Process, error) {
+	l.mu.Lock()
+	p, port := l.Gateways[i], l.ports[gatewayName(i)]
+	l.mu.Unlock()
+	p.Kill()
+	return l.startGateway(ctx, i, port)
+}
+
+func gatewayName(i int) string {
+	if i == 0 {
+		return "gateway"
 	}
+	return fmt.Sprintf("gateway%d", i+1)
+}
+
+func (l *Local) startGateway(ctx context.Context, i, port int) (*Process, error) {
+	name := gatewayName(i)
 	args := []string{"-listen", "127.0.0.1:" + strconv.Itoa(port)}
 	if i == 0 && l.cfg.ExternalNATS == "" {
 		args = append(args, "-nats-listen", "127.0.0.1:"+strconv.Itoa(l.cfg.NATS), "-data", filepath.Join(l.cfg.Dir, "nats"))
@@ -282,7 +312,7 @@ func (l *Local) StartGateway(ctx context.Context, port int) (*Process, error) {
 		return nil, err
 	}
 	l.mu.Lock()
-	l.Gateways = append(l.Gateways, p)
+	l.Gateways[i] = p
 	l.ports[name] = port
 	l.mu.Unlock()
 	if err := waitHTTP(ctx, p, fmt.Sprintf("http://127.0.0.1:%d/healthz", port), func(*http.Response) bool { return true }); err != nil {
@@ -291,15 +321,18 @@ func (l *Local) StartGateway(ctx context.Context, port int) (*Process, error) {
 	return p, nil
 }
 
+// GatewayCount returns how many gateways the deployment has.
+func (l *Local) GatewayCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.Gateways)
+}
+
 // GatewayURL returns the base URL of the i-th gateway.
 func (l *Local) GatewayURL(i int) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	name := "gateway"
-	if i > 0 {
-		name = fmt.Sprintf("gateway%d", i+1)
-	}
-	return fmt.Sprintf("http://127.0.0.1:%d", l.ports[name])
+	return fmt.Sprintf("http://127.0.0.1:%d", l.ports[gatewayName(i)])
 }
 
 // NodeURL returns the base URL of a node.
@@ -313,6 +346,12 @@ func (l *Local) NodeURL(name string) string {
 // port it had before if it ran before, and waits until it is ready: for a
 // primary, until it serves or reports it runs as a backup.
 func (l *Local) StartNode(ctx context.Context, name, role string, extra ...string) (*Process, error) {
+	return l.StartNodeEnv(ctx, name, role, nil, extra...)
+}
+
+// StartNodeEnv is StartNode with env added to the node's environment (a
+// fault-injection test arms a fault point so).
+func (l *Local) StartNodeEnv(ctx context.Context, name, role string, env []string, extra ...string) (*Process, error) {
 	l.mu.Lock()
 	port, ok := l.ports[name]
 	l.mu.Unlock()
@@ -329,7 +368,7 @@ func (l *Local) StartNode(ctx context.Context, name, role string, extra ...strin
 	args := []string{"-node", name, "-listen", "127.0.0.1:" + strconv.Itoa(port), "-nats", l.NATSURL,
 		"-db", filepath.Join(l.cfg.Dir, "entities.db"), "-secret-file", l.secret}
 	args = append(append(args, l.cfg.NodeArgs...), extra...)
-	p, err := Start(name, bin, args, filepath.Join(l.cfg.Dir, name+".log"))
+	p, err := Start(name, bin, args, filepath.Join(l.cfg.Dir, name+".log"), env...)
 	if err != nil {
 		return nil, err
 	}
