@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,11 +25,12 @@ import (
 )
 
 var (
-	chaosDuration = flag.Duration("chaos.duration", 20*time.Second, "how long TestChaos injures the system")
-	chaosSessions = flag.Int("chaos.sessions", 16, "concurrent clients in TestChaos")
-	chaosEvery    = flag.Duration("chaos.every", 2*time.Second, "mean time between injuries in TestChaos")
-	chaosCluster  = flag.Bool("chaos.cluster", false, "run TestChaos on a 3-server NATS cluster (and lose servers)")
-	chaosLoad     = flag.Int("chaos.load", 32, "clients at no think time beside the thinking ones, each starting without a cookie")
+	chaosDuration  = flag.Duration("chaos.duration", 20*time.Second, "how long TestChaos injures the system")
+	chaosSessions  = flag.Int("chaos.sessions", 16, "concurrent clients in TestChaos")
+	chaosEvery     = flag.Duration("chaos.every", 2*time.Second, "mean time between injuries in TestChaos")
+	chaosCluster   = flag.Bool("chaos.cluster", false, "run TestChaos on a 3-server NATS cluster (and lose servers)")
+	chaosLoad      = flag.Int("chaos.load", 32, "clients at no think time beside the thinking ones, each starting without a cookie")
+	chaosReportDir = flag.String("chaos.report", "", "write each chaos run's history (JSON) and a plot of its latencies (PNG) to this directory")
 )
 
 // submit is one attempt at one interaction, as the history records it.
@@ -174,7 +176,14 @@ func chaosClient(ctx context.Context, id int, base string, load bool, h *history
 // walk takes the session to its end: finished, or failed.
 func (s *shopper) walk(id int, h *history) {
 	for !s.page.Finished {
-		time.Sleep(s.think)
+		think := s.think
+		if s.think > 0 && rand.IntN(10) == 0 {
+			// A person who steps away: the session sits idle through
+			// whatever happens meanwhile, and must be there when they
+			// come back.
+			think = time.Duration(1000+rand.IntN(4000)) * time.Millisecond
+		}
+		time.Sleep(think)
 		vals := s.answers()
 		for attempt := 0; ; attempt++ {
 			call := time.Now()
@@ -272,18 +281,19 @@ func (s *shopper) attempt(vals url.Values) (page, int, string, error) {
 	return p, resp.StatusCode, "", nil
 }
 
-// TestChaos runs clients through the gateway while a schedule injures the
-// system: kill -9 of the primary (restarted, it rejoins as a backup),
-// SIGSTOP of the primary past its lease (then SIGCONT), a restart of the
-// NATS server, and with -chaos.cluster the loss of one of three NATS
-// servers. Every client records its history; a checker (porcupine, against
-// sessionModel) verifies each session's, and every acknowledged answer must
-// be in the session's final state exactly once.
+// TestChaos runs clients through two gateways while a schedule injures
+// the system (see the injuries in chaos_injuries_test.go: kills, pauses,
+// kills aimed at publishes in flight, at a drain and at a promotion, NATS
+// restarts, latency, CPU starvation, gateway restarts; with -chaos.cluster
+// lost NATS servers and leader changes). Every client records its history;
+// a checker (porcupine, against sessionModel) verifies each session's, and
+// every acknowledged answer must be in the session's final state exactly
+// once. -chaos.report DIR writes the history as JSON and a plot.
 //
-//	go test -tags e2e ./test/e2e -run TestChaos -v                                 # 20 s
-//	go test -tags e2e ./test/e2e -run TestChaos -v -timeout 30m -chaos.duration 10m
+//	go test -tags e2e ./test/e2e -run 'TestChaos$' -v                                 # 20 s
+//	go test -tags e2e ./test/e2e -run 'TestChaos$' -v -timeout 30m -chaos.duration 10m -chaos.report /tmp/chaos
 func TestChaos(t *testing.T) {
-	r := runChaos(t, *chaosDuration, "")
+	r := runChaos(t, *chaosDuration, "", nil)
 	for i, p := range r.problems {
 		if i == 20 {
 			break
@@ -306,21 +316,27 @@ type chaosReport struct {
 	lost, duplicated, visible, failed int
 	checker                           porcupine.CheckResult
 	visibleBy                         map[string]int
-	noReply                           int
+	noReply, audited                  int
 	longest                           time.Duration
 	problems                          []string
 	kinds                             map[string]int
 }
 
-func (r chaosReport) String() string {
-	return fmt.Sprintf("sessions=%d interactions_acknowledged=%d injuries=%d lost=%d duplicated=%d visible_errors=%d failed_sessions=%d longest_wait=%v checker=%s (injuries %v; attempts without an answer %d)",
-		r.sessions, r.acked, r.injuries, r.lost, r.duplicated, r.visible, r.failed, r.longest.Round(time.Millisecond), r.checker, r.kinds, r.noReply)
+// found reports whether the run found anything wrong.
+func (r chaosReport) found() bool {
+	return r.lost+r.duplicated+r.visible+r.failed > 0 || r.checker != porcupine.Ok
 }
 
-// runChaos runs clients through the gateway for d while a schedule injures
+func (r chaosReport) String() string {
+	return fmt.Sprintf("sessions=%d interactions_acknowledged=%d injuries=%d lost=%d duplicated=%d visible_errors=%d failed_sessions=%d longest_wait=%v checker=%s (injuries %v; attempts without an answer %d; snapshots audited %d)",
+		r.sessions, r.acked, r.injuries, r.lost, r.duplicated, r.visible, r.failed, r.longest.Round(time.Millisecond), r.checker, r.kinds, r.noReply, r.audited)
+}
+
+// runChaos runs clients through the gateways for d while a schedule injures
 // the system, the nodes with the planted bugs (a list for -plant-bugs; ""
-// for none), and accounts for every session.
-func runChaos(t *testing.T, d time.Duration, planted string) chaosReport {
+// for none), and accounts for every session. kinds, if set, narrows the
+// schedule to those injuries.
+func runChaos(t *testing.T, d time.Duration, planted string, kinds []string) chaosReport {
 	servers := 1
 	if *chaosCluster {
 		servers = 3
@@ -328,12 +344,23 @@ func runChaos(t *testing.T, d time.Duration, planted string) chaosReport {
 	// Load clients start sessions at a rate no person does, from one
 	// address: the nodes run without the new-session limit, as cmd/bench
 	// does.
-	t.Logf("nodes run with -new-per-minute -1; %d thinking clients, %d at no think time", *chaosSessions, *chaosLoad)
+	t.Logf("nodes run with -new-per-minute -1; %d thinking clients, %d at no think time, over 2 gateways", *chaosSessions, *chaosLoad)
 	args := []string{"-new-per-minute", "-1"}
 	if planted != "" {
 		args = append(args, "-plant-bugs", planted)
 	}
-	l, nc := externalWith(t, servers, args, "node-a", "node-b")
+	c := newChaos(t, servers, args)
+	a := startAudit(t, c.nc.URL())
+	if kinds != nil {
+		for _, k := range kinds {
+			if !slices.Contains(c.kinds, k) {
+				t.Skipf("needs the injury %s, which this machine cannot do (see the log above)", k)
+			}
+		}
+		c.kinds = kinds
+	}
+	t.Logf("injuries: %s", strings.Join(c.kinds, ", "))
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	h := &history{}
@@ -341,7 +368,9 @@ func runChaos(t *testing.T, d time.Duration, planted string) chaosReport {
 	var clients sync.WaitGroup
 	for i := range *chaosSessions + *chaosLoad {
 		clients.Add(1)
-		go chaosClient(ctx, i, l.GatewayURL(0), i >= *chaosSessions, h, &clients, finished)
+		// Clients alternate between the gateways: a failure is signalled
+		// by both at once.
+		go chaosClient(ctx, i, c.l.GatewayURL(i%2), i >= *chaosSessions, h, &clients, finished)
 	}
 	var done []*shopper
 	var collect sync.WaitGroup
@@ -353,10 +382,13 @@ func runChaos(t *testing.T, d time.Duration, planted string) chaosReport {
 		}
 	}()
 
-	injuries := 0
-	var kinds []string
 	for ctx.Err() == nil {
-		wait := *chaosEvery/2 + time.Duration(rand.Int64N(int64(*chaosEvery)))
+		// Half of the injuries come within a second of the system being
+		// whole again, the others spaced.
+		wait := time.Duration(rand.Int64N(int64(time.Second)))
+		if rand.IntN(2) == 0 {
+			wait = *chaosEvery/2 + time.Duration(rand.Int64N(int64(*chaosEvery)))
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
@@ -364,22 +396,21 @@ func runChaos(t *testing.T, d time.Duration, planted string) chaosReport {
 		if ctx.Err() != nil {
 			break
 		}
-		kind, err := injure(t, l, nc)
+		kind, err := c.injure(context.Background())
 		if err != nil {
-			t.Fatalf("injury %d (%s): %v", injuries+1, kind, err)
+			t.Fatalf("injury %d (%s): %v", len(c.injuries), kind, err)
 		}
-		injuries++
-		kinds = append(kinds, kind)
 	}
 	clients.Wait()
 	close(finished)
 	collect.Wait()
 
+	a.settle(t)
 	res, _ := porcupine.CheckOperationsVerbose(sessionModel.ToModel(), h.ops, time.Minute)
-	r := chaosReport{sessions: len(done), injuries: injuries, checker: res, visibleBy: h.visible, noReply: h.noReply,
+	r := chaosReport{sessions: len(done), injuries: len(c.injuries), checker: res, visibleBy: h.visible, noReply: h.noReply,
 		longest: h.longest, kinds: map[string]int{}, visible: h.visibleErrors()}
-	for _, k := range kinds {
-		r.kinds[k]++
+	for _, in := range c.injuries {
+		r.kinds[in.Kind]++
 	}
 	for _, s := range done {
 		r.acked += len(s.history)
@@ -401,71 +432,22 @@ func runChaos(t *testing.T, d time.Duration, planted string) chaosReport {
 		}
 		r.problems = append(r.problems, s.errs...)
 	}
+	// What the stream stored: an interaction applied twice, even where the
+	// client could not tell.
+	twice, bad := a.twice()
+	r.audited = a.count()
+	for _, ps := range twice {
+		r.duplicated += len(ps)
+		r.problems = append(r.problems, ps...)
+	}
+	r.lost += len(bad)
+	r.problems = append(r.problems, bad...)
+	if *chaosReportDir != "" {
+		if err := writeChaosReport(*chaosReportDir, t.Name(), start, h, c.injuries, r); err != nil {
+			t.Errorf("chaos report: %v", err)
+		}
+	}
 	return r
-}
-
-// injure applies one injury of the schedule and waits until the system is
-// whole again (a new primary serves; the injured node or server is back).
-func injure(t *testing.T, l *deploy.Local, nc *deploy.NATSCluster) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	st, err := status(l)
-	if err != nil {
-		return "status", err
-	}
-	owner := st.Owner
-	other := "node-a"
-	if owner == "node-a" {
-		other = "node-b"
-	}
-	kinds := []string{"kill", "pause", "nats-restart"}
-	if len(nc.Servers) > 1 {
-		kinds = append(kinds, "nats-loss")
-	}
-	kind := kinds[rand.IntN(len(kinds))]
-	switch kind {
-	case "kill":
-		l.Nodes[owner].Kill()
-		if err := waitFor(ctx, func() bool { s, err := status(l); return err == nil && s.Owner == other }); err != nil {
-			return kind, fmt.Errorf("no new primary after killing %s: %w", owner, err)
-		}
-		_, err := l.StartNode(ctx, owner, "backup")
-		return kind, err
-	case "pause":
-		l.Nodes[owner].Pause()
-		if err := waitFor(ctx, func() bool { s, err := status(l); return err == nil && s.Owner == other }); err != nil {
-			l.Nodes[owner].Resume()
-			return kind, fmt.Errorf("no new primary while %s was paused: %w", owner, err)
-		}
-		l.Nodes[owner].Resume()
-		// Resumed, it learns it lost the group and serves as a backup.
-		return kind, waitFor(ctx, func() bool { return nodeReady(l, owner, "backup") })
-	case "nats-restart":
-		i := rand.IntN(len(nc.Servers))
-		nc.Servers[i].Kill()
-		if err := nc.Start(ctx, i); err != nil {
-			return kind, err
-		}
-	case "nats-loss":
-		i := rand.IntN(len(nc.Servers))
-		nc.Servers[i].Kill()
-		time.Sleep(time.Duration(1+rand.IntN(3)) * time.Second) // the cluster runs one server short
-		if err := nc.Start(ctx, i); err != nil {
-			return kind, err
-		}
-	}
-	// Both nodes are back: a primary serving, the other a ready backup.
-	return kind, waitFor(ctx, func() bool {
-		s, err := status(l)
-		if err != nil || s.Owner == "" {
-			return false
-		}
-		b := "node-a"
-		if s.Owner == "node-a" {
-			b = "node-b"
-		}
-		return nodeReady(l, s.Owner, "primary") && nodeReady(l, b, "backup")
-	})
 }
 
 func nodeReady(l *deploy.Local, name, role string) bool {
@@ -490,4 +472,49 @@ func waitFor(ctx context.Context, cond func() bool) error {
 		}
 	}
 	return nil
+}
+
+var chaosPlanted = flag.Duration("chaos.planted", 20*time.Second, "how long TestChaosFindsPlantedBugs runs chaos against each planted bug")
+
+// TestChaosFindsPlantedBugs: a checker is evidence only once it has
+// failed. Each planted bug (see internal/bugs) runs a short chaos with the
+// injuries that expose it, and the run must report it: a lost or doubled
+// answer (the clients' accounting or the stream audit), a failed session,
+// an error a client saw, or a history the checker rejects.
+//
+// Three planted bugs are not in the table, because chaos through the
+// gateway cannot find them, and says so in runs of its own: AnswerAnyEpoch
+// (answering at a lapsed epoch) and FencedIsAbsent are masked by the
+// gateway, which abandons an attempt once the owner changes, so a stale
+// primary's answer never reaches a client and every retry goes to the new
+// owner before the fenced snapshot lands; NoExpectedSeq is masked by the
+// publisher, which reads the session's newest message after any publish
+// whose outcome it did not learn, on the connection the publish went out
+// on. The node's package tests (answer_test.go), the subscriber's
+// (fenced_test.go) and the simulator (sim/testdata) find each of them.
+func TestChaosFindsPlantedBugs(t *testing.T) {
+	for _, c := range []struct {
+		bug   string
+		kinds []string
+	}{
+		// The answer goes out, then the node dies before its publish.
+		{"AnswerBeforeAck", []string{injInFlight}},
+		// A lease that lapses under starvation and is renewed again: the
+		// refused answer's retry comes back to the same node, whose memory
+		// is behind, and applies it again. The client cannot tell (the
+		// step gives the same page); the stream audit can.
+		{"ForgetAfterRefusal", []string{injStarveLease}},
+	} {
+		t.Run(c.bug, func(t *testing.T) {
+			r := runChaos(t, *chaosPlanted, c.bug, c.kinds)
+			if !r.found() {
+				t.Fatalf("planted %s: chaos found nothing: %s", c.bug, r)
+			}
+			first := ""
+			if len(r.problems) > 0 {
+				first = "; the first problem: " + r.problems[0]
+			}
+			t.Logf("planted %s found: %s%s", c.bug, r, first)
+		})
+	}
 }

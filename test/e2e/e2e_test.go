@@ -79,12 +79,7 @@ func startNode(t *testing.T, l *deploy.Local, name, role string, env ...string) 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	for _, e := range env {
-		k, v, _ := strings.Cut(e, "=")
-		os.Setenv(k, v)
-		defer os.Unsetenv(k)
-	}
-	if _, err := l.StartNode(ctx, name, role); err != nil {
+	if _, err := l.StartNodeEnv(ctx, name, role, env); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -128,14 +123,22 @@ type groupStatus struct {
 	} `json:"members"`
 }
 
+// status asks the first gateway that answers (one may be restarting).
 func status(l *deploy.Local) (groupStatus, error) {
 	var st groupStatus
-	resp, err := http.Get(l.GatewayURL(0) + "/understudy/group")
-	if err != nil {
-		return st, err
+	var err error
+	for i := range l.GatewayCount() {
+		var resp *http.Response
+		if resp, err = http.Get(l.GatewayURL(i) + "/understudy/group"); err != nil {
+			continue
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err == nil {
+			return st, nil
+		}
 	}
-	defer resp.Body.Close()
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	return st, err
 }
 
 // waitOwner waits until the gateway routes to node.
@@ -270,9 +273,7 @@ func TestKillPointsFindPlantedBug(t *testing.T) {
 	l := deployment(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	os.Setenv("UNDERSTUDY_FAULT", "before-publish:40")
-	_, err := l.StartNode(ctx, "node-a", "primary", "-plant-bugs", "AnswerBeforeAck")
-	os.Unsetenv("UNDERSTUDY_FAULT")
+	_, err := l.StartNodeEnv(ctx, "node-a", "primary", []string{"UNDERSTUDY_FAULT=before-publish:40"}, "-plant-bugs", "AnswerBeforeAck")
 	if err != nil {
 		t.Fatal(err)
 	}
