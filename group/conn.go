@@ -2,6 +2,7 @@ package group
 
 import (
 	"context"
+	"slices"
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
@@ -16,26 +17,59 @@ var testHookWrite atomic.Pointer[func(node string, w protocol.Write)]
 
 // chainConnHandlers tells the core of every disconnect and reconnect,
 // keeping whatever handlers were set: anything sent before may have been
-// lost, and the group may have changed hands meanwhile.
+// lost, and the group may have changed hands meanwhile. A watched
+// connection (see Watch) counts as the member's own: the core is
+// connected while every one of them is.
 func (m *Member) chainConnHandlers() {
-	prevDisc, prevRec := m.nc.Opts.DisconnectedErrCB, m.nc.Opts.ReconnectedCB
-	m.nc.SetDisconnectErrHandler(func(c *nats.Conn, err error) {
-		if prevDisc != nil {
-			prevDisc(c, err)
-		}
-		m.do(m.core.Disconnected)
-	})
-	m.nc.SetReconnectHandler(func(c *nats.Conn) {
-		if prevRec != nil {
-			prevRec(c)
-		}
-		m.do(func(now protocol.Mono) []protocol.Action {
-			m.told = c.Stats().Reconnects
-			return m.core.Reconnected(now)
+	m.down = make([]bool, len(m.conns))
+	for i, nc := range m.conns {
+		prevDisc, prevRec := nc.Opts.DisconnectedErrCB, nc.Opts.ReconnectedCB
+		nc.SetDisconnectErrHandler(func(c *nats.Conn, err error) {
+			if prevDisc != nil {
+				prevDisc(c, err)
+			}
+			m.do(func(now protocol.Mono) []protocol.Action {
+				was := m.allUpLocked()
+				m.down[i] = true
+				if !was {
+					return nil
+				}
+				return m.core.Disconnected(now)
+			})
 		})
-		m.goIO(func() { m.checkStandalone(m.ctx) })
-	})
+		nc.SetReconnectHandler(func(c *nats.Conn) {
+			if prevRec != nil {
+				prevRec(c)
+			}
+			m.do(func(now protocol.Mono) []protocol.Action {
+				m.told[i] = c.Stats().Reconnects
+				was := m.allUpLocked()
+				m.down[i] = false
+				if was || !m.allUpLocked() {
+					return nil
+				}
+				return m.core.Reconnected(now)
+			})
+			if i == 0 {
+				m.goIO(func() { m.checkStandalone(m.ctx) })
+			}
+		})
+	}
 }
+
+// allUpLocked reports whether every connection of the member is up, as
+// their handlers last said.
+func (m *Member) allUpLocked() bool {
+	return !slices.Contains(m.down, true)
+}
+
+// Watch adds a connection whose loss the member takes as its own, to be
+// called before Start: the node's data connection, when the member has a
+// connection of its own, so that a primary that cannot publish stops
+// renewing and hands the group on, as it did when the two were one. The
+// member answers pings on it too, so that the fast path takes a node for
+// crashed only once every connection it could publish on is gone.
+func (m *Member) Watch(nc *nats.Conn) { m.watched = append(m.watched, nc) }
 
 // checkStandalone asks whether the server this node is connected to says
 // it is a standalone server (FastPathAuto): see broker.AskStandalone.

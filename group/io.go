@@ -38,10 +38,14 @@ func (m *Member) attempt(w protocol.Write) protocol.WriteResult {
 	defer cancel()
 	var rev uint64
 	var err error
+	sent := time.Now()
 	if w.Rev == 0 {
 		rev, err = m.kv.Create(ctx, m.cfg.Group, e.Encode())
 	} else {
 		rev, err = m.kv.Update(ctx, m.cfg.Group, e.Encode(), w.Rev)
+	}
+	if w.Kind == protocol.KindRenew && m.hooks.Renewed != nil {
+		m.hooks.Renewed(time.Since(sent), err == nil)
 	}
 	res := protocol.WriteResult{ID: w.ID}
 	switch {

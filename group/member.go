@@ -54,6 +54,9 @@ type Hooks struct {
 	// Progress reports, for heartbeats, how far behind the node is, how
 	// many sessions it holds, and whether it has caught up.
 	Progress func() (lag uint64, sessions int, caughtUp bool)
+	// Renewed, if set, is told of every attempt to renew the lease: how
+	// long it took and whether it landed. It must not block.
+	Renewed func(took time.Duration, landed bool)
 }
 
 // Member is one node's membership of a group: the driver of the protocol
@@ -73,7 +76,10 @@ type Member struct {
 
 	mu      sync.Mutex
 	core    *protocol.Member
-	told    uint64 // the reconnect count the core has been told about
+	watched []*nats.Conn // connections whose loss counts as the member's (see Watch)
+	conns   []*nats.Conn // the member's own, then the watched ones; set by Start
+	told    []uint64     // per connection: the reconnect count the core has been told about
+	down    []bool       // per connection: lost, as its handlers said
 	signals map[protocol.SignalID]*nats.Msg
 	ops     map[protocol.OpID]chan error
 	nextID  uint64
@@ -123,19 +129,29 @@ func (m *Member) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sub, err := m.nc.Subscribe(nodeSubj, m.onPing)
-	if err != nil {
-		return fmt.Errorf("group %s: subscribe %s: %w", m.cfg.Group, nodeSubj, err)
+	m.conns = append([]*nats.Conn{m.nc}, m.watched...)
+	// The node's control subject is answered on every connection of the
+	// member: "no responders" (the fast path's proof of a crash) must mean
+	// that none is left, above all not the one that publishes snapshots.
+	for _, nc := range m.conns {
+		sub, err := nc.Subscribe(nodeSubj, m.onPing)
+		if err != nil {
+			return fmt.Errorf("group %s: subscribe %s: %w", m.cfg.Group, nodeSubj, err)
+		}
+		m.subs = append(m.subs, sub)
 	}
-	m.subs = append(m.subs, sub)
-	if sub, err = m.nc.Subscribe(m.cfg.Subjects.FailoverSubject(), m.onSignal); err != nil {
+	sub, err := m.nc.Subscribe(m.cfg.Subjects.FailoverSubject(), m.onSignal)
+	if err != nil {
 		return fmt.Errorf("group %s: subscribe failover: %w", m.cfg.Group, err)
 	}
 	m.subs = append(m.subs, sub)
-	if err := m.nc.Flush(); err != nil {
-		return fmt.Errorf("group %s: %w", m.cfg.Group, err)
+	m.told = make([]uint64, len(m.conns))
+	for i, nc := range m.conns {
+		if err := nc.Flush(); err != nil {
+			return fmt.Errorf("group %s: %w", m.cfg.Group, err)
+		}
+		m.told[i] = nc.Stats().Reconnects
 	}
-	m.told = m.nc.Stats().Reconnects
 	m.chainConnHandlers()
 	m.checkStandalone(ctx)
 
@@ -333,11 +349,18 @@ func (m *Member) MayAnswer(epoch uint64) bool {
 	return m.connectedLocked() && m.core.MayAnswer(m.now(), epoch)
 }
 
-// connectedLocked reports whether the connection is up and the core knows
-// of every reconnect: the reconnect count is read here rather than
-// trusted to the reconnect callback, which runs later.
+// connectedLocked reports whether every connection of the member is up
+// and the core knows of every reconnect: the reconnect counts are read
+// here rather than trusted to the reconnect callbacks, which run later. (A
+// data connection that reconnected unseen could carry a publish made
+// after a claim the core has not learned of.)
 func (m *Member) connectedLocked() bool {
-	return m.nc.IsConnected() && m.nc.Stats().Reconnects == m.told
+	for i, nc := range m.conns {
+		if !nc.IsConnected() || nc.Stats().Reconnects != m.told[i] {
+			return false
+		}
+	}
+	return len(m.conns) > 0
 }
 
 // LeaseAge returns how long ago the group entry last changed, as seen here.

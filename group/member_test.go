@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -55,7 +56,11 @@ func newClusterOn(t *testing.T, connect func(testing.TB, ...brokertest.ClientOpt
 }
 
 // member starts a member named node with its own connection.
-func (c *cluster) member(node string) *Member {
+func (c *cluster) member(node string) *Member { return c.memberWatching(node, nil) }
+
+// memberWatching starts a member named node with its own connection, which
+// also takes the loss of watched as its own (see Member.Watch).
+func (c *cluster) memberWatching(node string, watched *nats.Conn) *Member {
 	t := c.t
 	nc := c.connect(t, brokertest.NoReconnectBuffer())
 	js, _ := jetstream.New(nc)
@@ -88,6 +93,9 @@ func (c *cluster) member(node string) *Member {
 			c.mu.Unlock()
 		},
 	})
+	if watched != nil {
+		m.Watch(watched)
+	}
 	if err := m.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -246,6 +254,61 @@ func TestFastPathRefusedWhileThePrimaryLives(t *testing.T) {
 	}
 }
 
+// TestFastPathNeedsEveryConnectionGone: a primary whose lease has a
+// connection of its own still publishes snapshots on its data connection
+// when the lease's connection is gone. "No responders" must then not pass
+// for a crash: the backup waits out the lease, so nothing the primary
+// publishes meanwhile lands after the fence of a claim made at once.
+func TestFastPathNeedsEveryConnectionGone(t *testing.T) {
+	c := newCluster(t, brokertest.Start(t))
+	data := c.connect(t, brokertest.NoReconnectBuffer())
+	a := c.memberWatching("a", data)
+	primary(t, a)
+	c.member("b")
+	a.nc.Close() // the lease's connection alone: data lives on
+	rep, err := c.signal("a", ReasonUnreachable)
+	if err != nil || !rep.Promoted || rep.Node != "b" {
+		t.Fatalf("reply %+v %v", rep, err)
+	}
+	if rep.FastPath {
+		t.Fatal("the fast path took the primary for crashed while its data connection was up")
+	}
+}
+
+// TestDataConnectionLossEndsTheLease: the data connection counts as the
+// member's own: while it is down the primary is not valid and stops
+// renewing; after it reconnects the primary renews before it is valid
+// again.
+func TestDataConnectionLossEndsTheLease(t *testing.T) {
+	srv := brokertest.Start(t)
+	c := newCluster(t, srv)
+	p := brokertest.NewProxy(t, strings.TrimPrefix(srv.URL(), "nats://"))
+	data, err := nats.Connect(p.URL(), nats.ReconnectBufSize(-1), nats.ReconnectWait(20*time.Millisecond), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(data.Close)
+	a := c.memberWatching("a", data)
+	primary(t, a)
+	p.Refuse(true)
+	p.Cut()
+	brokertest.WaitFor(t, 5*time.Second, "a to notice", func() bool { return !data.IsConnected() })
+	if a.Valid() {
+		t.Fatal("valid while the data connection is down")
+	}
+	var validOnReconnect atomic.Bool
+	prev := data.Opts.ReconnectedCB
+	data.SetReconnectHandler(func(nc *nats.Conn) {
+		validOnReconnect.Store(a.Valid())
+		prev(nc)
+	})
+	p.Refuse(false)
+	brokertest.WaitFor(t, 20*time.Second, "a to renew after the data connection is back", a.Valid)
+	if validOnReconnect.Load() {
+		t.Fatal("valid on the data connection's reconnect, before a renewal sent after it landed")
+	}
+}
+
 func TestPausedPrimaryLosesTheGroup(t *testing.T) {
 	c := newCluster(t, brokertest.Start(t))
 	a := c.member("a")
@@ -269,10 +332,15 @@ func TestPausedPrimaryLosesTheGroup(t *testing.T) {
 	}
 	close(release)
 	// Resumed, a's renewal meets b's claim: a learns it lost the group.
-	brokertest.WaitFor(t, 5*time.Second, "a to be demoted", func() bool { return a.Role() == Backup })
-	c.mu.Lock()
-	errs := c.demotions["a"]
-	c.mu.Unlock()
+	// The Demote hook runs after the role has changed, on the member's
+	// runner: wait for both.
+	var errs []error
+	brokertest.WaitFor(t, 5*time.Second, "a to be demoted", func() bool {
+		c.mu.Lock()
+		errs = c.demotions["a"]
+		c.mu.Unlock()
+		return a.Role() == Backup && len(errs) > 0
+	})
 	if len(errs) != 1 || !errors.Is(errs[0], ErrLostGroup) {
 		t.Fatalf("a's demotions: %v", errs)
 	}
