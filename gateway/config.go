@@ -16,6 +16,7 @@ const (
 	DefaultHealthEvery = 250 * time.Millisecond
 	DefaultHealthFails = 3
 	DefaultAttempt     = 30 * time.Second
+	DefaultBusyFor     = 2 * time.Second
 )
 
 // Config configures a Gateway.
@@ -37,6 +38,12 @@ type Config struct {
 	WaitFor time.Duration
 	// Attempt bounds one attempt at the owner. Default DefaultAttempt.
 	Attempt time.Duration
+	// BusyFor bounds how long a request the owner turns away as busy (at
+	// its bound of requests in flight) is held and sent again, before the
+	// gateway answers 503 busy with Retry-After: the load the machine
+	// cannot carry is shed there, and no request waits longer. Default
+	// DefaultBusyFor.
+	BusyFor time.Duration
 	// HealthEvery is how often the owner's /healthz is checked, and
 	// HealthFails how many failures in a row count as dead. Defaults
 	// DefaultHealthEvery and DefaultHealthFails; HealthEvery < 0 turns
@@ -53,8 +60,8 @@ func (c Config) Validate() error {
 	if err := broker.ValidToken(c.Group); err != nil {
 		return fmt.Errorf("gateway: group: %w", err)
 	}
-	if c.MaxBody < 1 || c.WaitFor <= 0 || c.Attempt <= 0 || c.HealthFails < 1 {
-		return fmt.Errorf("gateway: max body, wait, attempt and health fails must be positive")
+	if c.MaxBody < 1 || c.WaitFor <= 0 || c.Attempt <= 0 || c.BusyFor <= 0 || c.HealthFails < 1 {
+		return fmt.Errorf("gateway: max body, wait, attempt, busy wait and health fails must be positive")
 	}
 	return nil
 }
@@ -74,6 +81,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WaitFor == 0 {
 		c.WaitFor = DefaultWaitFor
+	}
+	if c.BusyFor == 0 {
+		c.BusyFor = DefaultBusyFor
 	}
 	if c.Attempt == 0 {
 		c.Attempt = DefaultAttempt

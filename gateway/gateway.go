@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -200,6 +201,13 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	if r.Context().Err() != nil {
 		return // the client went away
 	}
+	if errors.Is(err, errBusy) {
+		// Load the machine cannot carry: shed, without a warning per
+		// request (the busy metric counts them).
+		g.log.Debug("request shed", "path", r.URL.Path, "err", err)
+		g.refuse(w, r, http.StatusServiceUnavailable, wire.UnavailableBusy, "We are very busy right now. Please try again in a moment.")
+		return
+	}
 	g.log.Warn("request failed", "path", r.URL.Path, "err", err)
 	g.refuse(w, r, http.StatusServiceUnavailable, "unavailable", "The service is unavailable right now. Please try again in a moment.")
 }
@@ -210,10 +218,15 @@ type retrying struct{ g *Gateway }
 
 var errNoOwner = errors.New("no primary available")
 
+// errBusy: the owner turned the request away as busy for longer than
+// Config.BusyFor.
+var errBusy = errors.New("the primary is busy")
+
 func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 	g := t.g
 	body, _ := req.Context().Value(bodyKey{}).([]byte)
 	deadline := time.Now().Add(g.cfg.WaitFor)
+	var busySince time.Time
 	for attempt := 0; ; attempt++ {
 		owner, err := g.route(req.Context(), deadline)
 		if err != nil {
@@ -226,6 +239,14 @@ func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, retry, err := g.attempt(req, body, owner, target)
 		if !retry {
 			return resp, err
+		}
+		switch {
+		case !errors.Is(err, errBusy):
+			busySince = time.Time{}
+		case busySince.IsZero():
+			busySince = time.Now()
+		case time.Since(busySince) > g.cfg.BusyFor:
+			return nil, fmt.Errorf("turned away for %v: %w", time.Since(busySince).Round(time.Millisecond), err)
 		}
 		if time.Now().After(deadline) {
 			if err == nil {
@@ -291,6 +312,17 @@ func (g *Gateway) attempt(req *http.Request, body []byte, owner group.Entry, tar
 			resp.Body.Close()
 			cancel()
 			return nil, true, fmt.Errorf("%s answered 503 %s", owner.Owner, wire.UnavailableRetry)
+		case wire.UnavailableBusy:
+			// A primary at its bound of requests in flight: alive, so
+			// nothing is signalled; the request goes to it again after a
+			// pause of a few milliseconds (jittered, so that the retries of
+			// a burst do not arrive together), within the client's wait.
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			cancel()
+			g.met.busy.Inc()
+			sleep(req.Context(), time.Duration(10+mrand.IntN(40))*time.Millisecond)
+			return nil, true, fmt.Errorf("%s answered 503 %s: %w", owner.Owner, wire.UnavailableBusy, errBusy)
 		case wire.UnavailableBroker:
 			// The owner could not replicate the answer (NATS is electing a
 			// leader, or restarting): nothing was applied, so the request is

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -165,5 +166,73 @@ func TestLogsCarryNoAnswers(t *testing.T) {
 		if strings.Contains(text, typed) {
 			t.Errorf("the logs carry %q", typed)
 		}
+	}
+}
+
+// TestBusyPrimaryIsRetried: a primary at its bound of requests in flight
+// answers 503 busy; the gateway holds the request and sends it again to
+// the same owner once a place is free, and signals nothing: the client
+// gets its answer, and the group keeps its owner and epoch.
+func TestBusyPrimaryIsRetried(t *testing.T) {
+	srv := brokertest.Start(t)
+	var armed atomic.Bool
+	hold, release := make(chan struct{}), make(chan struct{})
+	cfg := nodetest.Config(t, srv.ClientConfig(t), "a", node.RolePrimary)
+	cfg.MaxInFlight, cfg.AdmissionWait = 1, 5*time.Millisecond
+	cfg.Fault = func(point string) {
+		if point == "before-publish" && armed.CompareAndSwap(true, false) {
+			close(hold)
+			<-release
+		}
+	}
+	a := nodetest.Start(t, cfg, modeltest.Registry(), modeltest.Resolver())
+	startNode(t, srv, "b", node.RoleBackup, slog.New(slog.DiscardHandler))
+
+	nc := srv.Connect(t)
+	js, _ := jetstream.New(nc)
+	kv, err := js.KeyValue(context.Background(), broker.Subjects{}.GroupsBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(nc, kv, gateway.Config{Lease: 300 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	front := httptest.NewServer(gw)
+	defer front.Close()
+
+	first, second := newBrowser(t, front.URL), newBrowser(t, front.URL)
+	first.get()
+	second.get()
+	before, _ := a.Status()
+	armed.Store(true)
+	done := make(chan int, 1)
+	go func() { done <- first.post(modeltest.Answers(first.page.Step, 1, 0), first.page.Seq, first.page.CSRF) }()
+	<-hold
+	answered := make(chan int, 1)
+	seq := second.page.Seq
+	go func() { answered <- second.post(modeltest.Answers(second.page.Step, 1, 0), seq, second.page.CSRF) }()
+	// The second is turned away busy, again and again, while the first
+	// holds the only place.
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case code := <-answered:
+		t.Fatalf("answered %d while the only place was held", code)
+	default:
+	}
+	close(release)
+	if code := <-done; code != http.StatusOK {
+		t.Fatalf("the request in flight: %d", code)
+	}
+	if code := <-answered; code != http.StatusOK || second.page.Seq != seq+1 {
+		t.Fatalf("the busy one, retried: %d at seq %d, want 200 at seq %d", code, second.page.Seq, seq+1)
+	}
+	after, _ := a.Status()
+	if after.Role != "primary" || after.Epoch != before.Epoch {
+		t.Fatalf("a busy primary lost the group: %+v, before %+v", after, before)
 	}
 }

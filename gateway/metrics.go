@@ -13,6 +13,7 @@ type metrics struct {
 	requests         *prometheus.CounterVec
 	requestSeconds   prometheus.Histogram
 	retries          prometheus.Counter
+	busy             prometheus.Counter
 	signals          *prometheus.CounterVec
 	detectionSeconds prometheus.Histogram
 	promotionSeconds prometheus.Histogram
@@ -30,7 +31,8 @@ func newMetrics(g *Gateway) *metrics {
 		Help: "Lease age when stopped renewals were detected.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 10)})
 	m.promotionSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "understudy_gateway_promotion_seconds",
 		Help: "From detecting a failure to the new primary's reply.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)})
-	for _, c := range []prometheus.Collector{m.requests, m.requestSeconds, m.retries, m.signals, m.detectionSeconds, m.promotionSeconds} {
+	m.busy = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_gateway_busy_total", Help: "Attempts a primary turned away as busy (503 busy), retried on it after a pause."})
+	for _, c := range []prometheus.Collector{m.requests, m.requestSeconds, m.retries, m.busy, m.signals, m.detectionSeconds, m.promotionSeconds} {
 		reg.MustRegister(c)
 	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "understudy_gateway_backups", Help: "Live backups of the group, from their heartbeats."},

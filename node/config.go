@@ -51,6 +51,14 @@ const (
 	DefaultCookie         = "understudy_session"
 	DefaultNewPerMinute   = 120
 	DefaultRetention      = 24 * time.Hour
+	// DefaultMaxInFlight bounds the interactions a primary works on at
+	// once: a few times what keeps NATS busy (throughput times the time of
+	// one publish is a handful on two cores), so that admission costs
+	// nothing below saturation.
+	DefaultMaxInFlight = 64
+	// DefaultAdmissionWait is how long an interaction past the bound waits
+	// for a place before the node answers 503 busy.
+	DefaultAdmissionWait = 100 * time.Millisecond
 )
 
 // Config configures a serving node. The zero value (with a Node name) runs
@@ -104,6 +112,14 @@ type Config struct {
 	Retention time.Duration
 	// MaxBody bounds a request body. Default DefaultMaxBody.
 	MaxBody int64
+	// MaxInFlight bounds the requests to the application (pages and
+	// interactions) a node works on at once; past it a request waits up
+	// to AdmissionWait for a place, in a queue of 4×MaxInFlight, then gets
+	// 503 busy with Retry-After, which the gateway retries within its
+	// budget. Default DefaultMaxInFlight; -1: no bound.
+	MaxInFlight int
+	// AdmissionWait: see MaxInFlight. Default DefaultAdmissionWait.
+	AdmissionWait time.Duration
 	// CookieName names the session cookie. Default DefaultCookie.
 	CookieName string
 	// Secret signs per-session CSRF tokens; every node of a group must
@@ -133,8 +149,8 @@ type Config struct {
 	Fault func(point string)
 	// Bugs reintroduce known defects (AnswerBeforeAck, ForgetAfterRefusal
 	// here; the others in the group, the subscriber and the publisher,
-	// which get them too), for the tests that show the checkers find them. Zero in
-	// production.
+	// which get them too), for the tests that show the checkers find
+	// them. Zero in production.
 	Bugs bugs.Set
 }
 
@@ -159,6 +175,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxSessions < 1 || c.MaxBody < 1024 {
 		return fmt.Errorf("max sessions %d, max body %d: too small", c.MaxSessions, c.MaxBody)
+	}
+	if c.MaxInFlight < -1 || c.AdmissionWait < 0 {
+		return fmt.Errorf("max in flight %d (want -1 for no bound, or more than 0), admission wait %v: invalid", c.MaxInFlight, c.AdmissionWait)
 	}
 	return c.Group.Validate()
 }
@@ -187,6 +206,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBody == 0 {
 		c.MaxBody = DefaultMaxBody
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.AdmissionWait == 0 {
+		c.AdmissionWait = DefaultAdmissionWait
 	}
 	if c.Retention == 0 {
 		c.Retention = DefaultRetention

@@ -38,6 +38,7 @@ const (
 	UnavailableBroker   = wire.UnavailableBroker
 	UnavailableCapacity = wire.UnavailableCapacity
 	UnavailableRetry    = wire.UnavailableRetry
+	UnavailableBusy     = wire.UnavailableBusy
 )
 
 // Handler returns the node's HTTP handler: the application at /, the JSON
@@ -75,6 +76,20 @@ func (n *Node) unavailable(w http.ResponseWriter, r *http.Request, reason, msg s
 	w.Header().Set("Retry-After", "1")
 	n.met.unavailable.WithLabelValues(reason).Inc()
 	n.ui.render(w, r, http.StatusServiceUnavailable, view{Title: "Please try again in a moment", Message: msg, Reason: reason})
+}
+
+// admitted takes a place among the requests in flight (see admission),
+// answering 503 busy when none comes free in time. Every true must be
+// followed by n.admit.leave.
+func (n *Node) admitted(w http.ResponseWriter, r *http.Request) bool {
+	ok, waited := n.admit.enter(r.Context().Done())
+	if waited > 0 {
+		n.met.admissionSeconds.Observe(waited.Seconds())
+	}
+	if !ok {
+		n.unavailable(w, r, UnavailableBusy, "We are very busy right now. Please try again in a moment.")
+	}
+	return ok
 }
 
 func (n *Node) fail(w http.ResponseWriter, r *http.Request, status int, title, msg string, restart bool) {
@@ -165,9 +180,10 @@ func (n *Node) pageView(ctx context.Context, run *model.Run, stale bool) (view, 
 
 // view shows the session's current page, or a fresh application.
 func (n *Node) view(w http.ResponseWriter, r *http.Request) {
-	if !n.servingOrRefuse(w, r) {
+	if !n.servingOrRefuse(w, r) || !n.admitted(w, r) {
 		return
 	}
+	defer n.admit.leave()
 	ctx := r.Context()
 	id, ok, _ := n.sessionID(r)
 	if ok && r.URL.Query().Get("new") == "" {
@@ -256,9 +272,10 @@ func (n *Node) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer n.inflight.leave()
-	if !n.servingOrRefuse(w, r) {
+	if !n.servingOrRefuse(w, r) || !n.admitted(w, r) {
 		return
 	}
+	defer n.admit.leave()
 	start := time.Now()
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, n.cfg.MaxBody)
@@ -608,7 +625,7 @@ func (n *Node) ready() (bool, string) {
 			return false, *j
 		}
 		return false, "starting"
-	case !n.nc.IsConnected():
+	case !n.nc.IsConnected() || !n.leaseNC.IsConnected():
 		return false, "disconnected from NATS"
 	case n.draining.Load():
 		return false, "handing over"

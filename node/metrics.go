@@ -25,6 +25,9 @@ type metrics struct {
 	readsUnderFence    prometheus.Counter
 	quarantined        prometheus.Counter
 	asyncErrors        prometheus.Counter
+	renewals           *prometheus.CounterVec
+	renewalSeconds     prometheus.Histogram
+	admissionSeconds   prometheus.Histogram
 }
 
 func newMetrics(n *Node) *metrics {
@@ -40,7 +43,7 @@ func newMetrics(n *Node) *metrics {
 	m.snapshotBytes = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "understudy_snapshot_bytes",
 		Help: "Size of published snapshots.", Buckets: prometheus.ExponentialBuckets(256, 2, 12)})
 	m.unavailable = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "understudy_unavailable_total",
-		Help: "Requests answered 503, by reason: backup, draining, lease, broker, capacity."}, []string{"reason"})
+		Help: "Requests answered 503, by reason: backup, draining, lease, broker, capacity, retry, busy."}, []string{"reason"})
 	m.ended = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "understudy_sessions_ended_total",
 		Help: "Sessions ended with a tombstone, by why: finished, idle, erased."}, []string{"why"})
 	m.purged = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_sessions_purged_total",
@@ -51,10 +54,22 @@ func newMetrics(n *Node) *metrics {
 	m.readsUnderFence = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_reads_under_fence_total", Help: "Sessions read from the stream leader because the copy's newest message of them was fenced or unread."})
 	m.quarantined = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_quarantined_total", Help: "Snapshots that could not be used: corrupt, unknown application or step."})
 	m.asyncErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "understudy_async_publish_errors_total", Help: "Async publishes that failed."})
+	m.renewals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "understudy_lease_renewals_total",
+		Help: "Attempts to renew the lease while primary, by outcome: landed, failed."}, []string{"outcome"})
+	m.renewalSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "understudy_lease_renewal_seconds",
+		Help: "Time a lease renewal took, from its send to its answer (on the member's own NATS connection).", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14)})
+	m.admissionSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "understudy_admission_wait_seconds",
+		Help: "Time an interaction waited for a place among those in flight (see -max-in-flight).", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14)})
+	for _, outcome := range []string{"landed", "failed"} {
+		m.renewals.WithLabelValues(outcome) // present from the start, at 0
+	}
 	for _, c := range []prometheus.Collector{m.interactions, m.interactionSeconds, m.publishSeconds, m.snapshotBytes,
-		m.unavailable, m.ended, m.purged, m.failovers, m.fenced, m.fencedOver, m.readsUnderFence, m.quarantined, m.asyncErrors} {
+		m.unavailable, m.ended, m.purged, m.failovers, m.fenced, m.fencedOver, m.readsUnderFence, m.quarantined, m.asyncErrors,
+		m.renewals, m.renewalSeconds, m.admissionSeconds} {
 		f(c)
 	}
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "understudy_in_flight", Help: "Requests to the application holding a place (see -max-in-flight)."},
+		func() float64 { return float64(n.admit.inFlight()) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "understudy_sessions", Help: "Live sessions held in memory by this primary."},
 		func() float64 { return float64(n.sessions.len()) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "understudy_held_sessions", Help: "Sessions whose newest snapshot this node holds."},

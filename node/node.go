@@ -33,12 +33,13 @@ type Node struct {
 	ui  *ui
 
 	// Set up by Run.
-	nc     *nats.Conn
-	stream jetstream.Stream
-	pub    *publisher.Publisher
-	sub    *subscriber.Subscriber // nil for a cold standby
-	reader *subscriber.Reader
-	member *group.Member
+	nc      *nats.Conn // snapshots: publishes, the copy, reads
+	leaseNC *nats.Conn // the group membership alone (see join)
+	stream  jetstream.Stream
+	pub     *publisher.Publisher
+	sub     *subscriber.Subscriber // nil for a cold standby
+	reader  *subscriber.Reader
+	member  *group.Member
 
 	serving  atomic.Bool // promoted (or claimed) and not handing over
 	draining atomic.Bool // handing over: refuse new interactions
@@ -50,6 +51,7 @@ type Node struct {
 	purges   purges
 	limiter  *limiter
 	inflight gate // interactions being handled
+	admit    *admission
 
 	bg     sync.WaitGroup  // background work of promotions and demotions
 	bgCtx  context.Context // cancelled at shutdown
@@ -68,7 +70,7 @@ func New(cfg Config, reg *model.Registry, res model.Resolver) (*Node, error) {
 	cfg = cfg.withDefaults()
 	n := &Node{
 		cfg: cfg, eng: model.NewEngine(reg, res), log: cfg.Logger.With("node", cfg.Node),
-		sessions: newTable(), limiter: newLimiter(cfg.NewPerMinute),
+		sessions: newTable(), limiter: newLimiter(cfg.NewPerMinute), admit: newAdmission(cfg.MaxInFlight, cfg.AdmissionWait),
 	}
 	n.bgCtx, n.bgStop = context.WithCancel(context.Background())
 	n.met = newMetrics(n)
@@ -169,6 +171,29 @@ func (n *Node) join(ctx context.Context) error {
 		return fmt.Errorf("node %s: %w", n.cfg.Node, err)
 	}
 	n.stream = stream
+	// The lease has a connection of its own: a renewal never waits behind
+	// snapshot publishes, their acks or the copy's stream (in the client's
+	// buffers, and in the server, which reads one connection in order).
+	leaseNATS := n.cfg.NATS
+	leaseNATS.Name += "-lease"
+	n.setJoining("connecting the lease's own connection to NATS")
+	lnc, err := broker.Connect(ctx, leaseNATS)
+	if err != nil {
+		return fmt.Errorf("node %s: lease connection: %w", n.cfg.Node, err)
+	}
+	n.leaseNC = lnc
+	ljs, err := jetstream.New(lnc)
+	if err != nil {
+		return fmt.Errorf("node %s: lease connection: %w", n.cfg.Node, err)
+	}
+	lkv, err := ljs.KeyValue(ctx, kv.Bucket())
+	if err != nil {
+		return fmt.Errorf("node %s: lease connection: bucket %s: %w", n.cfg.Node, kv.Bucket(), err)
+	}
+	lstream, err := ljs.Stream(ctx, stream.CachedInfo().Config.Name)
+	if err != nil {
+		return fmt.Errorf("node %s: lease connection: stream: %w", n.cfg.Node, err)
+	}
 
 	fence := &lateFence{}
 	n.pub = publisher.New(js, n.stream, publisher.Config{
@@ -184,6 +209,14 @@ func (n *Node) join(ctx context.Context) error {
 		Promote:  n.promote,
 		Demote:   n.demote,
 		Progress: n.progress,
+		Renewed: func(took time.Duration, landed bool) {
+			n.met.renewalSeconds.Observe(took.Seconds())
+			if landed {
+				n.met.renewals.WithLabelValues("landed").Inc()
+			} else {
+				n.met.renewals.WithLabelValues("failed").Inc()
+			}
+		},
 	}
 	if !n.cfg.Cold {
 		n.sub = subscriber.New(js, n.stream, subCfg)
@@ -199,7 +232,8 @@ func (n *Node) join(ctx context.Context) error {
 	gcfg := n.cfg.Group
 	gcfg.Address = n.cfg.Address
 	gcfg.Bugs = n.cfg.Bugs
-	n.member = group.New(nc, kv, n.stream, gcfg, hooks)
+	n.member = group.New(lnc, lkv, lstream, gcfg, hooks)
+	n.member.Watch(nc) // a primary that cannot publish hands the group on
 	fence.f = n.member.Fence()
 
 	n.setJoining("starting replication and joining the group")
@@ -363,5 +397,8 @@ func (n *Node) shutdown() {
 	}
 	if n.nc != nil {
 		n.nc.Drain()
+	}
+	if n.leaseNC != nil {
+		n.leaseNC.Drain()
 	}
 }

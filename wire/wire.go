@@ -23,14 +23,20 @@ const (
 // client sent in it.
 const HeaderRequest = "Understudy-Request"
 
-// Reasons a node answers 503, in HeaderUnavailable. A gateway retries the
-// first three on the group's owner; the others are the client's to retry.
+// Reasons a node answers 503, in HeaderUnavailable. A gateway retries
+// backup, draining, lease, broker, retry and busy on the group's owner;
+// capacity is the client's to retry.
 const (
 	UnavailableBackup   = "backup"   // not the primary
 	UnavailableDraining = "draining" // handing the group over
 	UnavailableLease    = "lease"    // its lease lapsed or it lost the group
 	UnavailableBroker   = "broker"   // the answer could not be replicated
 	UnavailableCapacity = "capacity" // too many sessions
+	// UnavailableBusy: the node works on as many requests as it may and
+	// none left its place in time; nothing was applied. A gateway retries
+	// on the same owner after a short pause, without signalling anything:
+	// a busy primary is alive.
+	UnavailableBusy = "busy"
 	// UnavailableRetry: the interaction was stored but applied under an
 	// epoch that ended before it could be answered; the node is the
 	// primary of the new one and answers a retry at once. A gateway

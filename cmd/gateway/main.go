@@ -56,6 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	lease := fs.Duration("lease", 300*time.Millisecond, "the group's lease (as the nodes run it)")
 	maxBody := fs.Int64("max-body", gateway.DefaultMaxBody, "largest request body buffered for a retry")
 	wait := fs.Duration("wait", gateway.DefaultWaitFor, "how long a request waits for a failover")
+	busyFor := fs.Duration("busy-for", gateway.DefaultBusyFor, "how long a request the primary turns away as busy is retried before the gateway answers 503 busy (the load it cannot carry is shed)")
 	replicas := fs.Int("replicas", 1, "replicas of the stream and bucket it creates (3 on a NATS cluster)")
 	logger := cli.Logging(fs, stdout)
 	if err := fs.Parse(args); err != nil {
@@ -135,7 +136,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 		}
-		gw, err := gateway.New(nc, kv, gateway.Config{Subjects: subjects, Group: *groupName, Lease: *lease, MaxBody: *maxBody, WaitFor: *wait, Logger: log})
+		gw, err := gateway.New(nc, kv, gateway.Config{Subjects: subjects, Group: *groupName, Lease: *lease, MaxBody: *maxBody, WaitFor: *wait, BusyFor: *busyFor, Logger: log})
 		if err != nil {
 			return err
 		}

@@ -49,6 +49,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, role nod
 	cold := fs.Bool("cold", false, "cold standby: hold no copies, read sessions from the stream when taking over")
 	maxSessions := fs.Int("max-sessions", node.DefaultMaxSessions, "cap on live sessions; new ones beyond it get 503")
 	perMinute := fs.Int("new-per-minute", node.DefaultNewPerMinute, "new sessions per client address per minute (-1: no limit)")
+	maxInFlight := fs.Int("max-in-flight", node.DefaultMaxInFlight, "requests to the application worked on at once; past it they wait -admission-wait for a place, then get 503 busy, which the gateway retries (-1: no bound)")
+	admissionWait := fs.Duration("admission-wait", node.DefaultAdmissionWait, "how long a request past -max-in-flight waits for a place")
 	idle := fs.Duration("idle", node.DefaultIdle, "end sessions idle for this long")
 	linger := fs.Duration("finished-linger", node.DefaultFinishedLinger, "keep a finished session's summary this long")
 	retention := fs.Duration("retention", node.DefaultRetention, "purge an ended session's history from the stream this long after it ended (-1s: never)")
@@ -124,7 +126,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, role nod
 		Bucket:      broker.BucketConfig{Replicas: *replicas},
 		Group:       group.Config{Group: *groupName, Lease: *lease, FastPath: fp},
 		Replication: node.Replication(*replication), Cold: *cold,
-		MaxSessions: *maxSessions, NewPerMinute: *perMinute, Idle: *idle, FinishedLinger: *linger, Retention: *retention,
+		MaxSessions: *maxSessions, NewPerMinute: *perMinute, MaxInFlight: *maxInFlight, AdmissionWait: *admissionWait, Idle: *idle, FinishedLinger: *linger, Retention: *retention,
 		Secret: secret, Sealer: sealer, TLSCert: *tlsCert, TLSKey: *tlsKey, Logger: log,
 		Fault: faultFromEnv(log), Bugs: planted,
 	}, demo.Registry(), store)
