@@ -321,6 +321,11 @@ func (n *Node) materialize(ctx context.Context, st snapshot.Stored) (*model.Run,
 	return run, nil
 }
 
+// adoptYield bounds how long adoption gives way to requests in flight
+// before each session: under a steady load it still goes on, at a few
+// hundred sessions a second.
+const adoptYield = 5 * time.Millisecond
+
 func staleAction(a model.StaleRule) string {
 	if a == model.Reselect {
 		return "reselect"
@@ -329,7 +334,9 @@ func staleAction(a model.StaleRule) string {
 }
 
 // adoptAll materializes every held session in the background after a
-// promotion, so that first requests find them ready.
+// promotion, so that first requests find them ready. Requests come first:
+// while any is in flight, adoption pauses before each session (up to
+// adoptYield), since a request materializes its own session anyway.
 func (n *Node) adoptAll(ctx context.Context, epoch uint64) {
 	if n.sub == nil {
 		return
@@ -344,6 +351,9 @@ func (n *Node) adoptAll(ctx context.Context, epoch uint64) {
 	for _, id := range ids {
 		if ctx.Err() != nil || n.epoch.Load() != epoch || !n.serving.Load() {
 			return // demoted or promoted again meanwhile
+		}
+		for waited := time.Duration(0); n.admit.inFlight() > 0 && waited < adoptYield; waited += time.Millisecond {
+			time.Sleep(time.Millisecond)
 		}
 		s, err := n.acquire(ctx, id)
 		if err != nil {
