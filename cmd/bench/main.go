@@ -58,29 +58,31 @@ func main() {
 }
 
 // phases, in the order they run.
-var phases = []string{"codec", "replication", "latency", "throughput", "failover", "catchup"}
+var phases = []string{"codec", "replication", "latency", "throughput", "failover", "catchup", "overload"}
 
 // config is what the flags set.
 type config struct {
-	quick           bool
-	runs            int
-	jsonPath        string
-	render          string
-	dir             string
-	keep            bool
-	only            map[string]bool
-	ops             int
-	interactions    int
-	clients         int
-	duration        time.Duration
-	warmup          time.Duration
-	syncInterval    time.Duration
-	injuries        int
-	held            []int
-	failoverClients int
-	codecBenchtime  string
-	lease           time.Duration
-	throughputLease time.Duration
+	quick            bool
+	runs             int
+	jsonPath         string
+	render           string
+	dir              string
+	keep             bool
+	only             map[string]bool
+	ops              int
+	interactions     int
+	clients          int
+	duration         time.Duration
+	warmup           time.Duration
+	syncInterval     time.Duration
+	injuries         int
+	held             []int
+	failoverClients  int
+	codecBenchtime   string
+	overloadDuration time.Duration
+	overloadPlot     string
+	lease            time.Duration
+	throughputLease  time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -108,6 +110,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	held := fs.String("held", "1000,100000", "failover and catch-up: sessions held, comma-separated")
 	fs.IntVar(&c.failoverClients, "failover-clients", 8, "failover: sessions under load, each with one request at a time and no think time")
 	fs.StringVar(&c.codecBenchtime, "codec-benchtime", "1s", "codec: go test -benchtime of each run")
+	fs.DurationVar(&c.overloadDuration, "overload-duration", 60*time.Second, "overload: how long each offered load (1×, 2×, 4× saturation) runs")
+	fs.StringVar(&c.overloadPlot, "overload-plot", "", "overload: also draw offered load against throughput and p99 to this PNG file")
 	fs.DurationVar(&c.lease, "lease", 300*time.Millisecond, "the group's lease (gateway and nodes)")
 	fs.DurationVar(&c.throughputLease, "throughput-lease", 3*time.Second, "throughput: also measure the understudy stacks with this lease, long enough that overload does not fail a live primary over (0: do not)")
 	if err := fs.Parse(args); err != nil {
@@ -120,13 +124,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if c.quick {
 		quick := map[string]func(){
-			"ops":             func() { c.ops = 300 },
-			"interactions":    func() { c.interactions = 200 },
-			"duration":        func() { c.duration = 3 * time.Second },
-			"warmup":          func() { c.warmup = 2 * time.Second },
-			"injuries":        func() { c.injuries = 5 },
-			"held":            func() { *held = "1000,10000" },
-			"codec-benchtime": func() { c.codecBenchtime = "200ms" },
+			"ops":               func() { c.ops = 300 },
+			"interactions":      func() { c.interactions = 200 },
+			"duration":          func() { c.duration = 3 * time.Second },
+			"warmup":            func() { c.warmup = 2 * time.Second },
+			"injuries":          func() { c.injuries = 5 },
+			"held":              func() { *held = "1000,10000" },
+			"codec-benchtime":   func() { c.codecBenchtime = "200ms" },
+			"overload-duration": func() { c.overloadDuration = 10 * time.Second },
 		}
 		for name, apply := range quick {
 			if !set[name] {
@@ -156,7 +161,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	switch {
 	case c.runs < 1 || c.ops < 1 || c.interactions < 1 || c.clients < 1 || c.injuries < 1 || c.failoverClients < 1:
 		return c, fmt.Errorf("counts must be positive")
-	case c.duration <= 0 || c.warmup < 0 || c.syncInterval <= 0 || c.lease < 30*time.Millisecond || c.throughputLease < 0:
+	case c.duration <= 0 || c.overloadDuration <= 0 || c.warmup < 0 || c.syncInterval <= 0 || c.lease < 30*time.Millisecond || c.throughputLease < 0:
 		return c, fmt.Errorf("durations must be positive (lease at least 30ms)")
 	}
 	return c, nil
@@ -240,6 +245,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			"duration": cfg.duration.String(), "warmup": cfg.warmup.String(), "sync_interval": cfg.syncInterval.String(),
 			"injuries": cfg.injuries, "held": cfg.held, "failover_clients": cfg.failoverClients,
 			"codec_benchtime": cfg.codecBenchtime, "lease": cfg.lease.String(), "throughput_lease": cfg.throughputLease.String(), "only": sortedKeys(cfg.only),
+			"overload_duration": cfg.overloadDuration.String(),
 		},
 	}
 	if err := redisserver.Available(); err != nil {
@@ -263,6 +269,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		{"latency", b.stacks}, // latency and throughput share their stacks
 		{"failover", b.failover},
 		{"catchup", b.catchup},
+		{"overload", b.overload},
 	}
 	for _, s := range steps {
 		want := cfg.only[s.phase]
