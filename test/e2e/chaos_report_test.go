@@ -4,11 +4,13 @@ package e2e
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"image/color"
 	"os"
 	"path/filepath"
 	"strings"
+	"testing"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -72,7 +74,7 @@ func writeChaosReport(dir, test string, start time.Time, h *history, injuries []
 			Known: o.Known, Answer: o.Seq, CallMs: msSince(start, call), Latency: float64(op.Return-op.Call) / 1e6})
 	}
 	h.mu.Unlock()
-	b, err := json.MarshalIndent(out, "", " ")
+	b, err := json.Marshal(out) // no indent: a long run has a million attempts
 	if err != nil {
 		return err
 	}
@@ -84,7 +86,8 @@ func writeChaosReport(dir, test string, start time.Time, h *history, injuries []
 
 // plotChaos draws every attempt's latency over the run (log scale), the
 // attempts without a known outcome in red, and each injury as a vertical
-// line labelled with its kind; the counts are in the title.
+// line in its kind's colour (labelled with it in a short run); the counts
+// are in the title.
 func plotChaos(path string, h chaosHistory, r chaosReport) error {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("chaos: %d sessions, %d injuries — lost %d, duplicated %d, visible errors %d, failed sessions %d",
@@ -126,20 +129,38 @@ func plotChaos(path string, h chaosHistory, r chaosReport) error {
 		p.Add(s)
 		p.Legend.Add(set.label, s)
 	}
+	// Each kind of injury has its colour and a legend entry; a short run
+	// also labels each line with its kind (a long one has too many).
+	palette := []color.NRGBA{
+		{G: 130, A: 200}, {R: 200, G: 110, A: 200}, {R: 140, B: 160, A: 200}, {G: 140, B: 150, A: 200},
+		{R: 120, G: 80, B: 20, A: 200}, {R: 230, G: 40, B: 140, A: 200}, {R: 90, G: 90, B: 90, A: 200},
+		{R: 60, G: 160, B: 60, A: 200}, {R: 20, G: 40, B: 120, A: 200}, {R: 180, G: 170, A: 200},
+		{R: 100, B: 230, A: 200}, {R: 250, G: 120, B: 80, A: 200},
+	}
+	colours := map[string]color.NRGBA{}
 	var labels plotter.XYLabels
 	for _, in := range h.Injuries {
+		col, seen := colours[in.Kind]
+		if !seen {
+			col = palette[len(colours)%len(palette)]
+			colours[in.Kind] = col
+		}
 		x := in.StartMs / 1000
 		l, err := plotter.NewLine(plotter.XYs{{X: x, Y: 0.1}, {X: x, Y: top * 2}})
 		if err != nil {
 			return err
 		}
-		l.LineStyle.Color = color.RGBA{G: 120, A: 255}
+		l.LineStyle.Color = col
+		l.LineStyle.Width = vg.Points(0.5)
 		l.LineStyle.Dashes = []vg.Length{vg.Points(2), vg.Points(2)}
 		p.Add(l)
+		if !seen {
+			p.Legend.Add(in.Kind, l)
+		}
 		labels.XYs = append(labels.XYs, plotter.XY{X: x, Y: top * 1.5})
 		labels.Labels = append(labels.Labels, in.Kind)
 	}
-	if len(labels.XYs) > 0 {
+	if n := len(labels.XYs); n > 0 && n <= 40 {
 		lb, err := plotter.NewLabels(labels)
 		if err != nil {
 			return err
@@ -154,4 +175,32 @@ func plotChaos(path string, h chaosHistory, r chaosReport) error {
 	p.Legend.Top = true
 	p.Legend.Left = true
 	return p.Save(16*vg.Inch, 6*vg.Inch, path)
+}
+
+var chaosReplot = flag.String("chaos.replot", "", "TestChaosReplot: draw the plot of this chaos report (JSON) again, beside it")
+
+// TestChaosReplot draws a report's plot again from its JSON (after a
+// change to the plot, without running chaos again):
+//
+//	go test -tags e2e ./test/e2e -run TestChaosReplot -chaos.replot /tmp/chaos/TestChaos.json
+func TestChaosReplot(t *testing.T) {
+	if *chaosReplot == "" {
+		t.Skip("no -chaos.replot FILE")
+	}
+	b, err := os.ReadFile(*chaosReplot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h chaosHistory
+	if err := json.Unmarshal(b, &h); err != nil {
+		t.Fatalf("%s: %v", *chaosReplot, err)
+	}
+	c := h.Counts
+	r := chaosReport{sessions: c["sessions"], injuries: c["injuries"], lost: c["lost"], duplicated: c["duplicated"],
+		visible: c["visible_errors"], failed: c["failed_sessions"]}
+	out := strings.TrimSuffix(*chaosReplot, ".json") + ".png"
+	if err := plotChaos(out, h, r); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s", out)
 }

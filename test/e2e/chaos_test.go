@@ -382,6 +382,7 @@ func runChaos(t *testing.T, d time.Duration, planted string, kinds []string) cha
 		}
 	}()
 
+	lastProgress := start
 	for ctx.Err() == nil {
 		// Half of the injuries come within a second of the system being
 		// whole again, the others spaced.
@@ -399,6 +400,14 @@ func runChaos(t *testing.T, d time.Duration, planted string, kinds []string) cha
 		kind, err := c.injure(context.Background())
 		if err != nil {
 			t.Fatalf("injury %d (%s): %v", len(c.injuries), kind, err)
+		}
+		if time.Since(lastProgress) >= time.Minute {
+			// A long run says how it goes.
+			lastProgress = time.Now()
+			h.mu.Lock()
+			ops, noReply := len(h.ops), h.noReply
+			h.mu.Unlock()
+			t.Logf("%v: %d injuries, %d attempts, %d visible errors, %d without an answer", time.Since(start).Round(time.Second), len(c.injuries), ops, h.visibleErrors(), noReply)
 		}
 	}
 	clients.Wait()
