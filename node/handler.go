@@ -187,7 +187,7 @@ func (n *Node) view(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id, ok, _ := n.sessionID(r)
 	if ok && r.URL.Query().Get("new") == "" {
-		s, err := n.acquire(ctx, id)
+		s, err := n.acquire(ctx, id, true)
 		switch {
 		case err == nil:
 			defer s.mu.Unlock()
@@ -541,7 +541,7 @@ var (
 // acquireOrStart returns the session locked, starting it when the
 // interaction is a session's first (sequence 0) and it does not exist yet.
 func (n *Node) acquireOrStart(ctx context.Context, r *http.Request, id model.SessionID, seq uint64) (*session, bool, error) {
-	s, err := n.acquire(ctx, id)
+	s, err := n.acquire(ctx, id, seq != 0)
 	if err == nil {
 		return s, false, nil
 	}
@@ -651,6 +651,10 @@ type Status struct {
 	Held     int    `json:"held"`
 	Lag      uint64 `json:"lag"`
 	Lease    bool   `json:"lease_valid"`
+	// Copy is what the node's copy of the stream does: "consuming", or
+	// "paused" while the node is the primary (its publisher keeps it);
+	// empty for a cold standby, which holds none.
+	Copy string `json:"copy,omitempty"`
 }
 
 func (n *Node) status() Status {
@@ -663,7 +667,10 @@ func (n *Node) status() Status {
 		return st // the parts below are being set up
 	}
 	if n.sub != nil {
-		st.Held, st.Lag = n.sub.Len(), n.sub.Lag()
+		st.Held, st.Lag, st.Copy = n.sub.Len(), n.sub.Lag(), "consuming"
+		if n.sub.Paused() {
+			st.Copy = "paused"
+		}
 	}
 	st.Lease = n.member.Valid()
 	return st

@@ -53,6 +53,7 @@ type Node struct {
 	inflight gate // interactions being handled
 	admit    *admission
 
+	copyMu sync.Mutex      // followRole's
 	bg     sync.WaitGroup  // background work of promotions and demotions
 	bgCtx  context.Context // cancelled at shutdown
 	bgStop context.CancelFunc
@@ -199,6 +200,13 @@ func (n *Node) join(ctx context.Context) error {
 	n.pub = publisher.New(js, n.stream, publisher.Config{
 		Subjects: n.cfg.Subjects, Node: n.cfg.Node, Fence: fence, Sealer: n.cfg.Sealer, Logger: n.log, Bugs: n.cfg.Bugs,
 		OnAsyncError: func(err error) { n.met.asyncErrors.Inc(); n.log.Error("async publish", "err", err) },
+		// The copy holds what this node stores as it stores it: a primary
+		// does not consume its own stream (see followRole).
+		OnStored: func(st snapshot.Stored) {
+			if n.sub != nil {
+				n.sub.Own(st)
+			}
+		},
 	})
 	subCfg := subscriber.Config{
 		Subjects: n.cfg.Subjects, Fence: fence, Sealer: n.cfg.Sealer, Logger: n.log, Bugs: n.cfg.Bugs,
@@ -221,6 +229,11 @@ func (n *Node) join(ctx context.Context) error {
 	if !n.cfg.Cold {
 		n.sub = subscriber.New(js, n.stream, subCfg)
 		hooks.Drain = func(ctx context.Context, seq uint64) error {
+			// A node demoted a moment ago may not have resumed its copy
+			// yet (followRole runs in the background).
+			if err := n.sub.Resume(ctx); err != nil {
+				return err
+			}
 			err := n.sub.DrainTo(ctx, seq)
 			n.fault("drained")
 			return err
@@ -297,11 +310,43 @@ func (n *Node) promote(ctx context.Context, p group.Promotion) (int, error) {
 		held = n.sub.Len()
 	}
 	n.purges.clear()
+	n.background(n.followRole)
 	n.background(func(ctx context.Context) {
 		n.adoptAll(ctx, p.Epoch)
 		n.scanTombstones(ctx, p.Epoch)
 	})
 	return held, nil
+}
+
+// followRole makes the copy follow the node's role: paused while it serves
+// as the primary (the publisher hands it what the node stores: see
+// subscriber.Subscriber.Own), consuming otherwise. It runs in the
+// background at every promotion and demotion and reads the role under its
+// own lock, so that the last change wins whatever order the calls run in.
+// A resume that fails (NATS away) is tried again until it succeeds or the
+// role changes.
+func (n *Node) followRole(ctx context.Context) {
+	if n.sub == nil {
+		return
+	}
+	n.copyMu.Lock()
+	defer n.copyMu.Unlock()
+	for wait := 100 * time.Millisecond; ctx.Err() == nil; wait = min(2*wait, 5*time.Second) {
+		var err error
+		if n.serving.Load() {
+			err = n.sub.Pause(ctx)
+		} else {
+			err = n.sub.Resume(ctx)
+		}
+		if err == nil || errors.Is(err, subscriber.ErrClosed) {
+			return
+		}
+		n.log.Warn("copy of the stream: cannot follow the role yet", "serving", n.serving.Load(), "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
 }
 
 func (n *Node) fault(point string) {
@@ -319,6 +364,7 @@ func (n *Node) demote(err error) {
 	if err != nil {
 		n.met.fenced.Inc()
 	}
+	n.background(n.followRole)
 	n.background(func(ctx context.Context) {
 		dropped := n.sessions.release(func(s *session) bool {
 			return n.serving.Load() && s.epoch == n.epoch.Load()

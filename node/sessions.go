@@ -167,8 +167,11 @@ var (
 
 // acquire returns the session of id locked, loaded from memory or, after a
 // takeover, from the held snapshot or the stream. It returns errNoSession
-// when the session does not exist (or ended). The caller unlocks s.mu.
-func (n *Node) acquire(ctx context.Context, id model.SessionID) (*session, error) {
+// when the session does not exist (or ended). expected says the client
+// holds the session from an earlier answer (a cookie with a page's
+// sequence), so that a primary looks for it in the stream before saying
+// it does not exist (see adopt). The caller unlocks s.mu.
+func (n *Node) acquire(ctx context.Context, id model.SessionID, expected bool) (*session, error) {
 	for {
 		s := n.sessions.get(id, true)
 		s.mu.Lock()
@@ -189,7 +192,7 @@ func (n *Node) acquire(ctx context.Context, id model.SessionID) (*session, error
 			s.mu.Unlock()
 			return nil, errEnded
 		}
-		run, err := n.adopt(ctx, id)
+		run, err := n.adopt(ctx, id, expected)
 		if err != nil {
 			n.sessions.remove(s)
 			s.mu.Unlock()
@@ -201,8 +204,8 @@ func (n *Node) acquire(ctx context.Context, id model.SessionID) (*session, error
 }
 
 // adopt materializes a session this node took over: from its copy of the
-// stream (hot) or from the stream itself (cold).
-func (n *Node) adopt(ctx context.Context, id model.SessionID) (*model.Run, error) {
+// stream (hot) or from the stream itself (cold). expected: see acquire.
+func (n *Node) adopt(ctx context.Context, id model.SessionID, expected bool) (*model.Run, error) {
 	var st snapshot.Stored
 	var err error
 	if n.sub != nil {
@@ -217,7 +220,18 @@ func (n *Node) adopt(ctx context.Context, id model.SessionID) (*model.Run, error
 		st, held = n.sub.Lookup(id)
 		switch held {
 		case subscriber.Absent:
-			return nil, errNoSession
+			if !expected || !n.sub.Paused() {
+				return nil, errNoSession
+			}
+			// A primary's paused copy holds what it drained before its
+			// claim and what it stored since; a session someone else put
+			// in the stream meanwhile (replay import) is only in the
+			// stream. Only a session a client says it has is looked for:
+			// a new session's id is not.
+			if st, err = n.readLatest(ctx, id); err != nil {
+				return nil, err
+			}
+			n.sub.Take(st)
 		case subscriber.Ended:
 			return nil, errEnded
 		case subscriber.Quarantined:
@@ -355,7 +369,7 @@ func (n *Node) adoptAll(ctx context.Context, epoch uint64) {
 		for waited := time.Duration(0); n.admit.inFlight() > 0 && waited < adoptYield; waited += time.Millisecond {
 			time.Sleep(time.Millisecond)
 		}
-		s, err := n.acquire(ctx, id)
+		s, err := n.acquire(ctx, id, false)
 		if err != nil {
 			continue
 		}
@@ -427,7 +441,7 @@ func (n *Node) sweepHeld(ctx context.Context, now time.Time) {
 		if ctx.Err() != nil || !n.leaseValid() {
 			return
 		}
-		s, err := n.acquire(ctx, id)
+		s, err := n.acquire(ctx, id, false)
 		if err != nil {
 			continue
 		}

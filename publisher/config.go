@@ -53,6 +53,13 @@ type Config struct {
 	// snapshot.Sealer), tombstones included, and opens what the publisher
 	// reads back from the stream. Default: payloads are not sealed.
 	Sealer snapshot.Sealer
+	// OnStored, if set, is told of every message the publisher knows is
+	// stored, where the stream stored it: a snapshot acknowledged (or
+	// found stored after a retry or an unknown outcome), a tombstone. Its
+	// Data is valid only during the call; Time is when the publisher
+	// learned of it. A paused subscriber's Own keeps a primary's copy with
+	// it. It must not block.
+	OnStored func(snapshot.Stored)
 	// Logger receives warnings (fenced snapshots published over, unknown
 	// outcomes). Default slog.Default().
 	Logger *slog.Logger

@@ -55,6 +55,9 @@ func (p *Publisher) Erase(ctx context.Context, id model.SessionID, epoch uint64)
 			// lives on below it, and the erase writes a tombstone of its own.
 			if top, err := snapshot.FromRaw(p.cfg.Subjects, p.cfg.Sealer, raw); err == nil && top.Tombstone && !p.cfg.Fence.Fenced(top.Epoch, top.StreamSeq) {
 				ack = Ack{StreamSeq: last, Duplicate: true}
+				if p.cfg.OnStored != nil {
+					p.cfg.OnStored(top)
+				}
 			}
 		}
 		if ack.StreamSeq != 0 {
@@ -74,6 +77,7 @@ func (p *Publisher) Erase(ctx context.Context, id model.SessionID, epoch uint64)
 		switch {
 		case err == nil:
 			ack = Ack{StreamSeq: pa.Sequence, Duplicate: pa.Duplicate, Bytes: len(data)}
+			p.stored(meta, pa.Sequence, data)
 		case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) && attempt < maxEraseAttempts:
 			continue // something landed meanwhile: tombstone on top of it

@@ -202,6 +202,7 @@ func (p *Publisher) publish(ctx context.Context, meta snapshot.Meta, data []byte
 		cancel()
 		if err == nil {
 			st.last = ack.Sequence
+			p.stored(meta, ack.Sequence, data)
 			return Ack{StreamSeq: ack.Sequence, Duplicate: ack.Duplicate, Over: over, Bytes: len(data)}, nil
 		}
 
@@ -224,6 +225,7 @@ func (p *Publisher) publish(ctx context.Context, meta snapshot.Meta, data []byte
 			switch p.judge(meta, data, top) {
 			case ours:
 				st.last = top.StreamSeq
+				p.stored(meta, top.StreamSeq, data)
 				return Ack{StreamSeq: top.StreamSeq, Duplicate: true, Over: over, Bytes: len(data)}, nil
 			case fenced:
 				// A primary that lost the group wrote on top: publish over it.
@@ -248,6 +250,15 @@ func (p *Publisher) publish(ctx context.Context, meta snapshot.Meta, data []byte
 			return Ack{}, p.notStored(meta, err)
 		}
 	}
+}
+
+// stored tells Config.OnStored of a message stored at streamSeq.
+func (p *Publisher) stored(meta snapshot.Meta, streamSeq uint64, data []byte) {
+	if p.cfg.OnStored == nil {
+		return
+	}
+	meta.StreamSeq, meta.Time, meta.Size = streamSeq, time.Now(), len(data)
+	p.cfg.OnStored(snapshot.Stored{Meta: meta, Data: data})
 }
 
 // testHookResolve, when set by a test, runs as a publish starts resolving
@@ -295,6 +306,7 @@ func (p *Publisher) resolve(ctx context.Context, st *session, meta snapshot.Meta
 		switch p.judge(meta, data, top) {
 		case ours:
 			st.last = top.StreamSeq
+			p.stored(meta, top.StreamSeq, data)
 			return Ack{StreamSeq: top.StreamSeq, Duplicate: true, Bytes: len(data)}, nil
 		case mine:
 			st.last = top.StreamSeq

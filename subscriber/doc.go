@@ -52,6 +52,17 @@
 // group: "read the stream's last sequence and drain to it"). Lag is the
 // pending count of the last message delivered.
 //
+// # A primary's copy
+//
+// A primary pauses its Subscriber (Pause): it needs no copy of its own
+// snapshots from the server, and consuming them cost it CPU and the
+// server a delivery per interaction. Its publisher hands every message it
+// stored to Own instead, so the copy stays the truth of every session the
+// node writes, tombstones included, and a promotion, a demotion or a
+// lookup of a session no longer in memory finds what it would have found
+// by consuming. Resume, at demotion, starts a consumer again with a
+// catch-up, which brings what others wrote meanwhile (the new primary).
+//
 // # Reads
 //
 // Reads made for correctness (Refence, the catch-up read under a fenced

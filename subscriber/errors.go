@@ -14,6 +14,10 @@ var (
 	// ErrStarted reports a second Start.
 	ErrStarted = errors.New("subscriber already started")
 
+	// ErrPaused reports a wait (DrainTo) on a paused Subscriber: it
+	// consumes nothing until Resume.
+	ErrPaused = errors.New("subscriber paused")
+
 	// ErrClosed reports Start, or a wait, on a closed Subscriber.
 	ErrClosed = errors.New("subscriber closed")
 

@@ -69,13 +69,14 @@ type Subscriber struct {
 
 	life    sync.Mutex // guards the fields below
 	state   lifeState
-	cancel  context.CancelFunc
+	cancel  context.CancelFunc        // the consumer's goroutine
 	iter    jetstream.MessagesContext // the current consumer's; resume replaces both
 	cons    jetstream.Consumer
-	done    chan struct{}
+	done    chan struct{} // closed when the consumer's goroutine returns
 	started time.Time
 
 	resolve      chan struct{} // Kick's, buffered one deep
+	stopResolver context.CancelFunc
 	resolverDone chan struct{}
 }
 
@@ -84,6 +85,7 @@ type lifeState uint8
 const (
 	stateNew lifeState = iota
 	stateRunning
+	statePaused // no consumer; the store and the resolver go on
 	stateClosed
 )
 
@@ -106,8 +108,8 @@ func New(js jetstream.JetStream, stream jetstream.Stream, cfg Config) *Subscribe
 
 // Start creates an ordered consumer on the session stream that delivers
 // first the newest message of every session, then every new message, and
-// consumes it in a goroutine until Close. It returns once the consumer
-// exists; WaitCaughtUp waits for the catch-up.
+// consumes it in a goroutine until Pause or Close. It returns once the
+// consumer exists; WaitCaughtUp waits for the catch-up.
 func (s *Subscriber) Start(ctx context.Context) error {
 	if err := s.cfg.Validate(); err != nil {
 		return err
@@ -115,11 +117,24 @@ func (s *Subscriber) Start(ctx context.Context) error {
 	s.life.Lock()
 	defer s.life.Unlock()
 	switch s.state {
-	case stateRunning:
+	case stateRunning, statePaused:
 		return ErrStarted
 	case stateClosed:
 		return ErrClosed
 	}
+	if err := s.startConsumer(ctx); err != nil {
+		return err
+	}
+	lifeCtx, stop := context.WithCancel(context.Background())
+	s.state, s.stopResolver, s.resolverDone = stateRunning, stop, make(chan struct{})
+	go s.resolver(lifeCtx, s.resolverDone)
+	return nil
+}
+
+// startConsumer creates the consumer and its goroutine: a catch-up of
+// each session's newest message, then every new one. The caller holds
+// s.life.
+func (s *Subscriber) startConsumer(ctx context.Context) error {
 	name := s.stream.CachedInfo().Config.Name
 	start := time.Now()
 	cons, err := s.js.OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{
@@ -151,12 +166,93 @@ func (s *Subscriber) Start(ctx context.Context) error {
 	s.caughtUp.Store(cu == nil)
 	s.lag.Store(info.NumPending)
 	runCtx, cancel := context.WithCancel(context.Background())
-	s.state, s.cancel, s.iter, s.cons, s.done, s.started = stateRunning, cancel, iter, cons, make(chan struct{}), start
+	s.cancel, s.iter, s.cons, s.done, s.started = cancel, iter, cons, make(chan struct{}), start
 	s.log.Info("subscriber started", "stream", name, "pending", info.NumPending)
-	s.resolverDone = make(chan struct{})
 	go s.run(runCtx, iter, cu, s.done)
-	go s.resolver(runCtx, s.resolverDone)
 	return nil
+}
+
+// Pause stops consuming and deletes the consumer, keeping what is held: a
+// primary needs no copy of its own snapshots from the server, since its
+// publisher hands each one it stored to Own. Lookup, Get, Range, Take and
+// the judging of held snapshots by new claims (Kick) go on; DrainTo
+// returns ErrPaused. Resume consumes again. Pause returns once the
+// consumer's goroutine has stopped, or ctx ends.
+func (s *Subscriber) Pause(ctx context.Context) error {
+	s.life.Lock()
+	switch s.state {
+	case statePaused:
+		s.life.Unlock()
+		return nil
+	case stateNew:
+		s.life.Unlock()
+		return ErrNotStarted
+	case stateClosed:
+		s.life.Unlock()
+		return ErrClosed
+	}
+	s.cancel()
+	s.iter.Stop()
+	s.state = statePaused
+	done, cons := s.done, s.cons
+	s.life.Unlock()
+	s.lag.Store(0)
+	s.progress.broadcast()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("pause subscriber: %w", ctx.Err())
+	}
+	if info := cons.CachedInfo(); info != nil {
+		s.deleteConsumer(s.stream.CachedInfo().Config.Name, info.Name)
+	}
+	s.log.Info("subscriber paused", "sessions", s.Len(), "stream_seq", s.Processed())
+	return nil
+}
+
+// Resume consumes again after Pause, with a catch-up as Start makes one:
+// each session's newest message, then every new one. What the catch-up
+// brings that is not newer than what is held changes nothing (the store
+// compares stream sequences). CaughtUp is false until the catch-up is
+// over. Resume of a running Subscriber does nothing.
+func (s *Subscriber) Resume(ctx context.Context) error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	switch s.state {
+	case stateRunning:
+		return nil
+	case stateNew:
+		return ErrNotStarted
+	case stateClosed:
+		return ErrClosed
+	}
+	if err := s.startConsumer(ctx); err != nil {
+		return err
+	}
+	s.state = stateRunning
+	return nil
+}
+
+// Paused reports whether the Subscriber is paused.
+func (s *Subscriber) Paused() bool {
+	s.life.Lock()
+	defer s.life.Unlock()
+	return s.state == statePaused
+}
+
+// Own holds a message this node stored itself (its publisher's ack says
+// where), as if the consumer had delivered it: a paused Subscriber stays
+// the truth of every session the node writes, tombstones included. data
+// is copied. A message that is not newer than what is held changes
+// nothing, so Own and a delivery of the same message may come in either
+// order.
+func (s *Subscriber) Own(st snapshot.Stored) {
+	s.mu.Lock()
+	out, err := s.store.apply(st.Meta, st.Data, nil)
+	s.mu.Unlock()
+	if out != applied && out != ended && out != older {
+		s.log.Warn("own snapshot not held", "session", st.Session, "stream_seq", st.StreamSeq, "outcome", out, "err", err)
+	}
 }
 
 // catchUp is the state of a catch-up, owned by the consumer's goroutine.
@@ -180,29 +276,41 @@ func pullOpts(maxBytes int) []jetstream.PullMessagesOpt {
 // ctx ends. What is held stays readable.
 func (s *Subscriber) Close(ctx context.Context) error {
 	s.life.Lock()
-	state, done, resolverDone := s.state, s.done, s.resolverDone
+	state, done, resolverDone, cons := s.state, s.done, s.resolverDone, s.cons
 	if state == stateRunning {
 		s.cancel()
 		s.iter.Stop()
 	}
+	if state == stateRunning || state == statePaused {
+		s.stopResolver()
+	}
 	s.state = stateClosed
 	s.life.Unlock()
 	s.progress.broadcast()
-	if state != stateRunning {
+	var wait []chan struct{}
+	switch state {
+	case stateRunning:
+		wait = []chan struct{}{done, resolverDone}
+	case statePaused:
+		wait = []chan struct{}{resolverDone}
+	default:
 		return nil
 	}
-	for _, d := range []chan struct{}{done, resolverDone} {
+	for _, d := range wait {
 		select {
 		case <-d:
 		case <-ctx.Done():
 			return fmt.Errorf("close subscriber: %w", ctx.Err())
 		}
 	}
+	if state != stateRunning {
+		return nil
+	}
 	// The server would remove the consumer after its inactivity threshold;
 	// removing it now frees its memory at once. The ordered consumer
 	// recreates itself under a new name after a reset: take the current.
 	s.life.Lock()
-	cons := s.cons
+	cons = s.cons
 	s.life.Unlock()
 	if info := cons.CachedInfo(); info != nil {
 		s.deleteConsumer(s.stream.CachedInfo().Config.Name, info.Name)
@@ -647,6 +755,8 @@ func (s *Subscriber) stopped() error {
 	switch s.state {
 	case stateNew:
 		return ErrNotStarted
+	case statePaused:
+		return ErrPaused
 	case stateClosed:
 		return ErrClosed
 	}
