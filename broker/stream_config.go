@@ -19,7 +19,9 @@ const (
 	DefaultReplicas = 1
 
 	// DefaultDuplicates is the window in which JetStream drops a publish
-	// whose Nats-Msg-Id it has seen, so a retried publish is stored once.
+	// whose Nats-Msg-Id it has seen. Snapshots carry none (the expected
+	// last subject sequence makes a retry that landed a conflict instead);
+	// tools that import with their original ids still use it.
 	DefaultDuplicates = 2 * time.Minute
 
 	// DefaultMaxMsgSize bounds one snapshot (with its headers).

@@ -1,10 +1,15 @@
 package publisher_test
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"understudy/broker"
 	"understudy/broker/brokertest"
@@ -32,10 +37,14 @@ func benchSessions(b *testing.B, n int) []*model.Session {
 }
 
 // BenchmarkPublish compares, in one run, a plain JetStream sync publish of
-// pre-encoded snapshot bytes (raw: the floor) with a session publish through
-// the publisher (understudy: encoding, Nats-Msg-Id hash, headers, expected
-// sequence) and the same with the payload sealed (understudy-sealed:
-// AES-256-GCM), on the embedded server's default: fsync on every write.
+// pre-encoded snapshot bytes (raw: the floor), the same bytes with what
+// understudy asks of the server added step by step (+expect: the expected
+// last subject sequence, the price of fencing; +headers: every header a
+// snapshot carries; +msgid: a Nats-Msg-Id as earlier versions sent, which
+// makes the server keep a duplicate window), a session publish through
+// the publisher (understudy: encoding, headers, expected sequence) and the
+// same with the payload sealed (understudy-sealed: AES-256-GCM), on the
+// embedded server's default: fsync on every write.
 func BenchmarkPublish(b *testing.B) { benchPublish(b) }
 
 // BenchmarkPublishPeriodicFsync is the same with the server fsyncing in the
@@ -65,6 +74,37 @@ func benchPublish(b *testing.B, opts ...brokertest.Option) {
 		}
 		b.ReportMetric(float64(len(data)), "bytes/snapshot")
 	})
+	// The raw variants publish sessions[0]'s bytes on subjects of their
+	// own, each keeping its subjects' last sequences.
+	for v, variant := range []string{"raw+expect", "raw+expect+headers", "raw+expect+headers+msgid"} {
+		b.Run(variant, func(b *testing.B) {
+			last := make([]uint64, len(subjects))
+			own := make([]string, len(subjects))
+			for i := range own {
+				own[i] = fmt.Sprintf("%s.%d", subjects[i], v)
+			}
+			m := snapshot.Meta{Session: sessions[0].ID, Epoch: 1, Seq: 1, Node: "n1", Format: cbor.FormatVersion}
+			i := 0
+			for b.Loop() {
+				k := i % len(own)
+				msg := &nats.Msg{Subject: own[k], Data: data, Header: nats.Header{}}
+				if v >= 1 {
+					m.Prev = last[k]
+					msg.Header = m.Header(data)
+				}
+				if v >= 2 {
+					msg.Header.Set(nats.MsgIdHdr, snapshot.MsgID(m.Session, m.Epoch, uint64(i), false, data))
+				}
+				msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(last[k], 10))
+				ack, err := e.js.PublishMsg(ctx, msg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				last[k] = ack.Sequence
+				i++
+			}
+		})
+	}
 	keys, err := snapshot.ParseKeyring([]byte("bench " + strings.Repeat("5c", 32)))
 	if err != nil {
 		b.Fatal(err)

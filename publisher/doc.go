@@ -15,8 +15,11 @@
 // group, or from a stale view of the session, is refused by the stream
 // itself. When the newest message on a subject is fenced (written by a
 // primary that had already lost the group), the new owner publishes over
-// it. Nats-Msg-Id includes a hash of the snapshot, so a retried publish is
-// deduplicated and two different snapshots never are.
+// it. The same expectation makes a retry whose first attempt landed a
+// conflict: the publisher reads the stream, finds its own bytes stored and
+// reports them (Ack.Duplicate), so a snapshot is never stored twice by a
+// retry and no Nats-Msg-Id (and no work in the server's duplicate window)
+// is needed.
 //
 // In async mode (PublishAsync), publishes of different sessions proceed
 // concurrently, at most MaxPending sessions at a time (beyond that,

@@ -1,6 +1,7 @@
 package publisher
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -139,9 +140,9 @@ func (p *Publisher) Publish(ctx context.Context, s *model.Session) (Ack, error) 
 }
 
 // seal seals a payload when the publisher has a Sealer, setting meta.Key.
-// The sealed bytes are what is published, hashed into Nats-Msg-Id, and
-// sent again by every retry of the same publish, so a retry is still
-// deduplicated.
+// The sealed bytes are what is published and sent again by every retry of
+// the same publish, so that a retry that finds its first attempt stored
+// recognises it (judge: ours).
 func (p *Publisher) seal(meta *snapshot.Meta, data []byte) ([]byte, error) {
 	if p.cfg.Sealer == nil {
 		return data, nil
@@ -384,8 +385,7 @@ func (p *Publisher) judge(meta snapshot.Meta, data []byte, top snapshot.Stored) 
 	switch {
 	case top.Epoch == 0 || p.cfg.Fence.Fenced(top.Epoch, top.StreamSeq):
 		return fenced
-	case data != nil && top.Epoch == meta.Epoch && top.Seq == meta.Seq &&
-		snapshot.MsgID(meta.Session, meta.Epoch, meta.Seq, meta.Tombstone, data) == snapshot.MsgID(top.Session, top.Epoch, top.Seq, top.Tombstone, top.Data):
+	case data != nil && top.Epoch == meta.Epoch && top.Seq == meta.Seq && top.Tombstone == meta.Tombstone && bytes.Equal(data, top.Data):
 		return ours
 	case top.Epoch == meta.Epoch && top.Node == p.cfg.Node:
 		return mine

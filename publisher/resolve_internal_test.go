@@ -18,7 +18,7 @@ import (
 // TestTimeoutResolvedFromTheStream: the ack of a stored snapshot arrives
 // too late; the publisher reads the stream, finds its snapshot, and
 // reports it stored. Sealed, the snapshot it finds is the one it sent:
-// the same sealed bytes, so the same Nats-Msg-Id.
+// the same sealed bytes.
 func TestTimeoutResolvedFromTheStream(t *testing.T) {
 	ctx := context.Background()
 	srv := brokertest.Start(t)

@@ -1,6 +1,6 @@
 // Package snapshot defines a snapshot as a message on the session stream:
 // the subject it goes to, the headers that let a reader judge it without
-// decoding it, its Nats-Msg-Id, the fence rule, and how to read a session's
+// decoding it, the fence rule, and how to read a session's
 // newest valid snapshot from the stream leader.
 //
 // The publisher (which writes snapshots) and the subscriber (which holds
@@ -24,7 +24,7 @@
 //
 // Payloads may be sealed (Sealer; Keyring is AES-256-GCM with rotating
 // keys): the publisher seals after encoding, the Understudy-Key header
-// names the key, and Nats-Msg-Id hashes the sealed bytes. A seal is bound
+// names the key. A seal is bound
 // to its message's session, epoch, sequence and tombstone flag, so a
 // sealed payload moved to another subject, or whose headers changed, is
 // refused like any bad message (ErrBadMessage wrapping ErrSealed): its

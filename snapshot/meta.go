@@ -42,10 +42,16 @@ type Meta struct {
 }
 
 // Header returns the headers of a snapshot message with this meta and
-// payload, including its Nats-Msg-Id.
+// payload.
+//
+// No Nats-Msg-Id: the expected last subject sequence every publish carries
+// already makes a retry that landed a conflict, which the publisher
+// resolves by reading the stream (a retry of the same bytes is its own
+// snapshot stored); the server's duplicate window only cost time and
+// memory on every publish. Snapshots stored by earlier versions carry one,
+// and ParseMeta still checks it.
 func (m Meta) Header(data []byte) nats.Header {
 	h := make(nats.Header, 8)
-	h.Set(nats.MsgIdHdr, MsgID(m.Session, m.Epoch, m.Seq, m.Tombstone, data))
 	h.Set(HeaderEpoch, strconv.FormatUint(m.Epoch, 10))
 	h.Set(HeaderSeq, strconv.FormatUint(m.Seq, 10))
 	h.Set(HeaderNode, m.Node)
@@ -60,9 +66,9 @@ func (m Meta) Header(data []byte) nats.Header {
 	return h
 }
 
-// MsgID is a snapshot's Nats-Msg-Id: session, epoch and sequence, and a hash
-// of the payload, so that a retried publish of the same snapshot is
-// deduplicated while two different snapshots never are.
+// MsgID is the Nats-Msg-Id that snapshots stored by earlier versions carry:
+// session, epoch and sequence, and a hash of the payload. ParseMeta checks
+// it where a message has one.
 func MsgID(id model.SessionID, epoch, seq uint64, tombstone bool, data []byte) string {
 	sum := sha256.Sum256(data)
 	kind := "s"
@@ -73,7 +79,8 @@ func MsgID(id model.SessionID, epoch, seq uint64, tombstone bool, data []byte) s
 }
 
 // ParseMeta reads the meta of a stored snapshot message and checks it
-// against its subject, its Nats-Msg-Id and its payload's envelope. A sealed
+// against its subject, its Nats-Msg-Id if it has one, and its payload's
+// envelope. A sealed
 // payload is opened with sealer to look at its envelope (and must open:
 // see Sealer); sealer nil reads unsealed payloads only. The plaintext is
 // not kept: Open gives it again when it is needed.
@@ -111,8 +118,8 @@ func ParseMeta(subjects broker.Subjects, sealer Sealer, subject string, h nats.H
 		}
 		m.Key = key
 	}
-	if want := MsgID(id, m.Epoch, m.Seq, m.Tombstone, data); h.Get(nats.MsgIdHdr) != want {
-		return bad("Nats-Msg-Id %q does not match the payload", trunc(h.Get(nats.MsgIdHdr)))
+	if got := h.Get(nats.MsgIdHdr); got != "" && got != MsgID(id, m.Epoch, m.Seq, m.Tombstone, data) {
+		return bad("Nats-Msg-Id %q does not match the payload", trunc(got))
 	}
 	plain := data
 	if m.Key != "" || sealer != nil {

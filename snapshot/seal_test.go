@@ -95,8 +95,8 @@ func TestSealRoundTrip(t *testing.T) {
 	if len(data) != len(plain)+28 {
 		t.Errorf("sealed %d bytes for %d", len(data), len(plain))
 	}
-	// Two seals of the same snapshot differ (fresh nonces), so they have
-	// different Nats-Msg-Ids: a retried publish must resend the same bytes.
+	// Two seals of the same snapshot differ (fresh nonces): a retried
+	// publish must resend the same bytes to be recognised as stored.
 	again, _, _ := k.Seal(m, plain)
 	if bytes.Equal(again, data) {
 		t.Fatal("two seals are equal")
@@ -146,8 +146,8 @@ func TestSealRejectsTamperingAndMoves(t *testing.T) {
 	m, h, data := sealedMessage(t, k, 1, 2, 3)
 	other, _, _ := sealedMessage(t, k, 2, 2, 3)
 
-	// Each case changes the message, keeping the Nats-Msg-Id consistent
-	// with what it claims (anyone can compute it): only the seal can tell.
+	// Each case changes the message, keeping its headers consistent with
+	// what it claims (anyone can write them): only the seal can tell.
 	cases := []struct {
 		name   string
 		change func() (snapshot.Meta, nats.Header, []byte)

@@ -226,7 +226,7 @@ func TestAgainstANode(t *testing.T) {
 
 	t.Run("show", func(t *testing.T) {
 		out := ok(t, srv, "show", early.id())
-		contains(t, "show", out, "Understudy-Epoch:", "Nats-Msg-Id:", "envelope  format 1, seq 2, epoch 1, node a",
+		contains(t, "show", out, "Understudy-Epoch:", "Understudy-Prev:", "envelope  format 1, seq 2, epoch 1, node a",
 			"waiting   at drivers/driver", "name: \"Alan Turing\"", "WAITING", "interactive vehicle done")
 		js := decodeJSON[struct {
 			Message struct{ Seq uint64 }
@@ -617,7 +617,7 @@ func TestErrors(t *testing.T) {
 		}
 		if c.args[0] == "show" && c.want == replaycmd.ErrUndecodable {
 			// The headers and the raw form are still shown.
-			contains(t, "show of a bad snapshot", out, "Understudy-Epoch:", "Nats-Msg-Id:", `{"a": 1}`, "4 bytes, bad")
+			contains(t, "show of a bad snapshot", out, "Understudy-Epoch:", "Understudy-Prev:", `{"a": 1}`, "4 bytes, bad")
 		}
 	}
 	if code := replaycmd.ExitCode(replaycmd.ErrNoSession, "replay", io.Discard); code != 1 {

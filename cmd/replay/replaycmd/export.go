@@ -16,7 +16,7 @@ import (
 // The export format: JSON lines, self-describing. The first line is an
 // exportHeader; each further line an exportMsg, oldest first, exactly as
 // the stream stored it (subject, headers, payload in base64), so that
-// import can publish it again with its original headers and Nats-Msg-Id.
+// import can publish it again with its original headers.
 const (
 	exportFormat  = "understudy-replay-export"
 	exportVersion = 1

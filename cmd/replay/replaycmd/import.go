@@ -32,7 +32,7 @@ type importJSON struct {
 const maxExportLine = 16 << 20
 
 func runImport(ctx context.Context, e *env, args []string) error {
-	f := e.newFlags("import", "<file>", "Publishes the messages of an export (file, or - for stdin) into the session stream\nof the NATS it connects to, in order, with their original headers and\nNats-Msg-Id, creating the stream if it is missing. The session must not be in\nthat stream yet. Stream sequences differ from the source's: the\nUnderstudy-Prev headers keep the source's.", "nats", "json")
+	f := e.newFlags("import", "<file>", "Publishes the messages of an export (file, or - for stdin) into the session stream\nof the NATS it connects to, in order, with their original headers (a\nNats-Msg-Id too, where earlier versions wrote one), creating the stream if it is missing. The session must not be in\nthat stream yet. Stream sequences differ from the source's: the\nUnderstudy-Prev headers keep the source's.", "nats", "json")
 	replicas := f.Int("replicas", broker.DefaultReplicas, "replicas of the stream if import creates it (3 on a NATS cluster)")
 	pos, err := f.parse(args, 1, 1)
 	if err != nil {
@@ -126,7 +126,7 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		case err != nil:
 			return fmt.Errorf("session %s: publish source stream seq %d: %w", hdr.Session, m.StreamSeq, err)
 		case ack.Duplicate:
-			return fmt.Errorf("session %s is already in stream %s at %s: source stream seq %d is stored as stream seq %d (same Nats-Msg-Id)", hdr.Session, out.Stream, c.url, m.StreamSeq, ack.Sequence)
+			return fmt.Errorf("session %s is already in stream %s at %s: source stream seq %d is stored as stream seq %d (same Nats-Msg-Id, written by an earlier version)", hdr.Session, out.Stream, c.url, m.StreamSeq, ack.Sequence)
 		}
 		if out.FirstSeq == 0 {
 			out.FirstSeq = ack.Sequence

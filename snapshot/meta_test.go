@@ -1,0 +1,43 @@
+package snapshot_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"understudy/cbor"
+	"understudy/model/modeltest"
+	"understudy/snapshot"
+)
+
+// Snapshots carry no Nats-Msg-Id now; those stored by earlier versions
+// do, and are still read: a Nats-Msg-Id is checked where it is present.
+func TestMsgIDOfEarlierVersions(t *testing.T) {
+	run, _, err := modeltest.Drive(context.Background(), modeltest.Engine(), modeltest.SessionID(3), 1, "vehicle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := run.Session()
+	data, err := cbor.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := snapshot.Meta{Session: s.ID, Epoch: s.Epoch, Seq: s.Seq, Node: s.Node, Format: cbor.FormatVersion}
+	h := m.Header(data)
+	if h.Get(nats.MsgIdHdr) != "" {
+		t.Fatalf("a new snapshot carries Nats-Msg-Id %q", h.Get(nats.MsgIdHdr))
+	}
+	if _, err := parse(nil, m, h, data); err != nil {
+		t.Fatalf("without Nats-Msg-Id: %v", err)
+	}
+	h.Set(nats.MsgIdHdr, snapshot.MsgID(s.ID, s.Epoch, s.Seq, false, data))
+	if _, err := parse(nil, m, h, data); err != nil {
+		t.Fatalf("with the Nats-Msg-Id an earlier version wrote: %v", err)
+	}
+	h.Set(nats.MsgIdHdr, snapshot.MsgID(s.ID, s.Epoch, s.Seq+1, false, data))
+	if _, err := parse(nil, m, h, data); !errors.Is(err, snapshot.ErrBadMessage) {
+		t.Fatalf("with a Nats-Msg-Id that does not match: %v, want ErrBadMessage", err)
+	}
+}
