@@ -2,6 +2,7 @@ package cbor
 
 import (
 	"fmt"
+	"math/bits"
 	"slices"
 	"strconv"
 	"sync"
@@ -41,9 +42,17 @@ const (
 // Encoder encodes sessions, reusing its buffers between calls. It is not
 // safe for concurrent use; Marshal keeps a pool of them.
 type Encoder struct {
-	b   []byte
-	ids []model.StepID
-	err error
+	b    []byte
+	ids  []model.StepID
+	bits []uint64              // a set of step ids, reused by ordered
+	keys map[appVersion]string // "name@version" of the applications seen
+	apps []string
+	err  error
+}
+
+type appVersion struct {
+	name    string
+	version int
 }
 
 // NewEncoder returns an encoder.
@@ -74,7 +83,7 @@ func (e *Encoder) Encode(s *model.Session) ([]byte, error) {
 	e.uint(s.Seq)
 	e.text(s.Node)
 	e.time(s.Updated.Unix(), int32(s.Updated.Nanosecond()))
-	apps := s.Apps()
+	apps := e.appKeys(s)
 	e.arrayHead(len(apps))
 	for _, a := range apps {
 		e.text(a)
@@ -86,7 +95,7 @@ func (e *Encoder) Encode(s *model.Session) ([]byte, error) {
 	e.uint(uint64(s.NextID))
 
 	e.mapHead(len(p.Composite))
-	for _, id := range sorted(e, p.Composite) {
+	for _, id := range ordered(e, p.Composite, s.NextID) {
 		st := p.Composite[id]
 		e.uint(uint64(id))
 		e.arrayHead(5)
@@ -97,19 +106,19 @@ func (e *Encoder) Encode(s *model.Session) ([]byte, error) {
 		}
 	}
 	e.mapHead(len(p.Simple))
-	for _, id := range sorted(e, p.Simple) {
+	for _, id := range ordered(e, p.Simple, s.NextID) {
 		e.uint(uint64(id))
 		e.arrayHead(4)
 		e.header(&p.Simple[id].StepState)
 	}
 	e.mapHead(len(p.Interactive))
-	for _, id := range sorted(e, p.Interactive) {
+	for _, id := range ordered(e, p.Interactive, s.NextID) {
 		e.uint(uint64(id))
 		e.arrayHead(4)
 		e.header(&p.Interactive[id].StepState)
 	}
 	e.mapHead(len(p.Application))
-	for _, id := range sorted(e, p.Application) {
+	for _, id := range ordered(e, p.Application, s.NextID) {
 		st := p.Application[id]
 		e.uint(uint64(id))
 		e.arrayHead(7)
@@ -124,15 +133,70 @@ func (e *Encoder) Encode(s *model.Session) ([]byte, error) {
 	return e.b, nil
 }
 
-// sorted returns the ids of a pool table in ascending order, which is also
-// the deterministic order of their encodings.
-func sorted[V any](e *Encoder, m map[model.StepID]V) []model.StepID {
+// ordered returns the ids of a pool table in ascending order, which is
+// also the deterministic order of their encodings. Step ids are small
+// (below the session's NextID), so they go into a bit set and come out in
+// order, with no sort: a primary encodes after every interaction. An id at
+// or above next (a session built by hand) falls back to a sort.
+func ordered[V any](e *Encoder, m map[model.StepID]V, next model.StepID) []model.StepID {
 	e.ids = e.ids[:0]
-	for id := range m {
-		e.ids = append(e.ids, id)
+	words := (int(next) + 63) / 64
+	if cap(e.bits) < words {
+		e.bits = make([]uint64, words)
 	}
-	slices.Sort(e.ids)
+	set := e.bits[:words]
+	clear(set)
+	overflow := false
+	for id := range m {
+		if id >= next {
+			overflow = true
+			break
+		}
+		set[id/64] |= 1 << (id % 64)
+	}
+	if overflow {
+		for id := range m {
+			e.ids = append(e.ids, id)
+		}
+		slices.Sort(e.ids)
+		return e.ids
+	}
+	for w, word := range set {
+		for word != 0 {
+			b := bits.TrailingZeros64(word)
+			e.ids = append(e.ids, model.StepID(w*64+b))
+			word &= word - 1
+		}
+	}
 	return e.ids
+}
+
+// appKeys returns s.Apps(), the sorted keys of the application versions
+// the session runs, with their strings built once per encoder.
+func (e *Encoder) appKeys(s *model.Session) []string {
+	e.apps = append(e.apps[:0], e.appKey(s.App, s.Version))
+	for _, a := range s.Pool.Application {
+		if a.Root != 0 {
+			if k := e.appKey(a.App, a.Version); !slices.Contains(e.apps, k) {
+				e.apps = append(e.apps, k)
+			}
+		}
+	}
+	slices.Sort(e.apps)
+	return e.apps
+}
+
+func (e *Encoder) appKey(name string, version int) string {
+	av := appVersion{name, version}
+	k, ok := e.keys[av]
+	if !ok {
+		if e.keys == nil || len(e.keys) > 1024 {
+			e.keys = map[appVersion]string{} // bounded: a registry has a few
+		}
+		k = name + "@" + strconv.Itoa(version)
+		e.keys[av] = k
+	}
+	return k
 }
 
 func (e *Encoder) header(h *model.StepState) {
