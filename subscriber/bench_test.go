@@ -22,6 +22,7 @@ import (
 var (
 	catchUpFigures  = flag.Bool("catchup", false, "run TestCatchUpFigures: a backup joining a stream of -catchup.sessions sessions")
 	catchUpSessions = flag.Int("catchup.sessions", 100_000, "sessions in the stream for TestCatchUpFigures and BenchmarkCatchUp")
+	catchUpSkip     = flag.Bool("catchup.skip", false, "TestCatchUpFigures and BenchmarkCatchUp: pull with a small byte budget, so that the server skips much of the first pass and the catch-up reads what it was not given from the stream leader (as under load)")
 )
 
 // Goals for a backup joining a stream of 100,000 sessions.
@@ -169,7 +170,11 @@ func (f *catchUpFixture) measure(tb testing.TB) figures {
 	before := heapAlloc()
 
 	start := time.Now()
-	sub := subscriber.New(f.js, f.stream, subscriber.Config{Logger: brokertest.Logger(tb)})
+	cfg := subscriber.Config{Logger: brokertest.Logger(tb)}
+	if *catchUpSkip {
+		cfg = subscriber.WithPullMaxBytes(cfg, 8<<10)
+	}
+	sub := subscriber.New(f.js, f.stream, cfg)
 	if err := sub.Start(ctx); err != nil {
 		tb.Fatal(err)
 	}

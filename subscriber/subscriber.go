@@ -1,6 +1,7 @@
 package subscriber
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -430,7 +431,7 @@ func (s *Subscriber) finishCatchUp(ctx context.Context, cu *catchUp, iter jetstr
 	missing, err := missingSubjects(ctx, s.stream, s.cfg.Subjects.SessionFilter(), cu.seen, cu.start.subjects)
 	if err == nil && len(missing) > 0 {
 		s.log.Warn("catch-up was not given every session: reading them from the stream leader", "missing", len(missing), "subjects", cu.start.subjects)
-		err = s.readMissing(ctx, missing)
+		err = s.readMissing(ctx, missing, cu.seen)
 		if err == nil {
 			// Its pending count is off by the messages it skipped.
 			iter = s.resume(ctx, iter)
@@ -452,34 +453,85 @@ func (s *Subscriber) finishCatchUp(ctx context.Context, cu *catchUp, iter jetstr
 	return nil, iter
 }
 
+// missingReaders bounds the reads from the stream leader that a catch-up
+// makes at once for the sessions it was not given. Under load the server
+// can skip most of a first pass (tens of thousands of sessions): read one
+// at a time, a backup then took minutes to be ready.
+const missingReaders = 16
+
 // readMissing reads the newest valid snapshot of each subject from the
-// stream leader, as if its message had been delivered.
-func (s *Subscriber) readMissing(ctx context.Context, subjects []string) error {
+// stream leader, as if its message had been delivered, a few at a time.
+// Each subject read is added to seen, so that a verification tried again
+// after a failed read reads only what is still missing.
+func (s *Subscriber) readMissing(ctx context.Context, subjects []string, seen *subjectSet) error {
+	work := make(chan string)
+	var (
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+		done  []string
+	)
+	for range min(missingReaders, len(subjects)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for subject := range work {
+				if err := s.readOne(ctx, subject); err != nil {
+					errMu.Lock()
+					first = cmp.Or(first, err)
+					errMu.Unlock()
+					continue
+				}
+				errMu.Lock()
+				done = append(done, subject)
+				errMu.Unlock()
+			}
+		}()
+	}
 	for _, subject := range subjects {
-		raw, err := s.cfg.Subjects.SessionID(subject)
-		var id model.SessionID
-		if err == nil {
-			id, err = model.ParseSessionID(raw)
+		if ctx.Err() != nil {
+			break
 		}
-		if err != nil {
-			s.mu.Lock()
-			s.store.counts.badSubjects++
-			s.mu.Unlock()
-			s.log.Warn("subject on the session stream is not a session's", "subject", trunc(subject), "err", err)
-			continue
-		}
-		rctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
-		st, err := snapshot.Latest(rctx, s.stream, s.cfg.Subjects, s.cfg.Sealer, id, s.cfg.Fence)
-		cancel()
-		if transient(err) {
-			return fmt.Errorf("read session %s: %w", id, err)
-		}
+		work <- subject
+	}
+	close(work)
+	wg.Wait()
+	for _, subject := range done {
+		seen.add(subject)
+	}
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
+}
+
+// readOne reads one missing subject's session from the stream leader. It
+// returns only errors that may pass (a timeout): a subject that is no
+// session's is counted and skipped.
+func (s *Subscriber) readOne(ctx context.Context, subject string) error {
+	raw, err := s.cfg.Subjects.SessionID(subject)
+	var id model.SessionID
+	if err == nil {
+		id, err = model.ParseSessionID(raw)
+	}
+	if err != nil {
 		s.mu.Lock()
-		out, qerr := s.store.applyRead(id, 0, st, err)
+		s.store.counts.badSubjects++
 		s.mu.Unlock()
-		if out == quarantined {
-			s.quarantined(id, st.StreamSeq, qerr)
-		}
+		s.log.Warn("subject on the session stream is not a session's", "subject", trunc(subject), "err", err)
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
+	st, err := snapshot.Latest(rctx, s.stream, s.cfg.Subjects, s.cfg.Sealer, id, s.cfg.Fence)
+	cancel()
+	if transient(err) {
+		return fmt.Errorf("read session %s: %w", id, err)
+	}
+	s.mu.Lock()
+	out, qerr := s.store.applyRead(id, 0, st, err)
+	s.mu.Unlock()
+	if out == quarantined {
+		s.quarantined(id, st.StreamSeq, qerr)
 	}
 	return nil
 }
