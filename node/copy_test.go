@@ -113,3 +113,27 @@ func TestPausedPrimaryFindsASessionInTheStream(t *testing.T) {
 	}
 	c.answer(1, 0)
 }
+
+// TestUnreadableStreamIsRetried: a session the node must read from the
+// stream (here: one a client holds that its paused copy does not), while
+// the stream cannot be read, gets 503 broker, which the gateway sends
+// again, not a 500: nothing was applied, and the read may succeed later.
+func TestUnreadableStreamIsRetried(t *testing.T) {
+	srv, a := setup(t)
+	brokertest.WaitFor(t, 10*time.Second, "a's copy to pause", copyIs(a, "paused"))
+	js := srv.JetStream(t)
+	if err := js.DeleteStream(context.Background(), broker.Subjects{}.StreamName()); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, a.URL)
+	u, _ := http.NewRequest("GET", a.URL+"/", nil)
+	c.http.Jar.SetCookies(u.URL, []*http.Cookie{{Name: node.DefaultCookie, Value: string(modeltest.SessionID(78))}})
+	resp, p := c.get()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get(node.HeaderUnavailable) != node.UnavailableBroker {
+		t.Fatalf("GET while the stream cannot be read: %d %q %+v, want 503 broker", resp.StatusCode, resp.Header.Get(node.HeaderUnavailable), p)
+	}
+	resp, p = c.postAt(3, "x", modeltest.Answers("vehicle", 1, 0))
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get(node.HeaderUnavailable) != node.UnavailableBroker {
+		t.Fatalf("POST while the stream cannot be read: %d %q %+v, want 503 broker", resp.StatusCode, resp.Header.Get(node.HeaderUnavailable), p)
+	}
+}

@@ -205,6 +205,10 @@ func (n *Node) view(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, errQuarantined):
 			n.quarantined(w, r, id)
 			return
+		case errors.Is(err, errStreamUnread):
+			n.log.Warn("cannot read a session from the stream", "session", id, "err", err)
+			n.unavailable(w, r, UnavailableBroker, "We could not load your application. Please try again.")
+			return
 		case !errors.Is(err, errNoSession):
 			n.serverError(w, r, id, err)
 			return
@@ -583,6 +587,9 @@ func (n *Node) refuseStart(w http.ResponseWriter, r *http.Request, id model.Sess
 		n.ended(w, r)
 	case errors.Is(err, errQuarantined):
 		n.quarantined(w, r, id)
+	case errors.Is(err, errStreamUnread):
+		n.log.Warn("cannot read a session from the stream", "session", id, "err", err)
+		n.unavailable(w, r, UnavailableBroker, "We could not load your application. Please try again.")
 	case errors.Is(err, errCapacity):
 		n.unavailable(w, r, UnavailableCapacity, "We are very busy right now. Please try again in a few minutes.")
 	case errors.Is(err, errRate):

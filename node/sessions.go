@@ -159,6 +159,11 @@ var (
 	// errEnded: the session ended here (finished, idle or erased); its
 	// id is not given to a new session.
 	errEnded = fmt.Errorf("%w: it ended", errNoSession)
+	// errStreamUnread: the session's newest snapshot had to be read from
+	// the stream and the read failed for a reason that may pass (no
+	// leader, a timeout): nothing was applied, the request may be sent
+	// again (503 broker, which the gateway retries).
+	errStreamUnread = errors.New("the stream could not be read")
 	// errQuarantined: the session's newest snapshot cannot be restored: it
 	// does not open, decode or fit the registered applications. Its user
 	// gets a page that says so; the session needs an operator.
@@ -280,7 +285,7 @@ func (n *Node) readLatest(ctx context.Context, id model.SessionID) (snapshot.Sto
 	case errors.Is(err, snapshot.ErrBadMessage), errors.Is(err, snapshot.ErrHistoryLost):
 		return st, n.quarantine(id, st.StreamSeq, err)
 	case err != nil:
-		return st, fmt.Errorf("session %s: read the newest snapshot: %w", id, err)
+		return st, fmt.Errorf("session %s: read the newest snapshot: %w: %w", id, errStreamUnread, err)
 	}
 	return st, nil
 }
