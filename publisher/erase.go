@@ -55,9 +55,7 @@ func (p *Publisher) Erase(ctx context.Context, id model.SessionID, epoch uint64)
 			// lives on below it, and the erase writes a tombstone of its own.
 			if top, err := snapshot.FromRaw(p.cfg.Subjects, p.cfg.Sealer, raw); err == nil && top.Tombstone && !p.cfg.Fence.Fenced(top.Epoch, top.StreamSeq) {
 				ack = Ack{StreamSeq: last, Duplicate: true}
-				if p.cfg.OnStored != nil {
-					p.cfg.OnStored(top)
-				}
+				p.storedTop(top)
 			}
 		}
 		if ack.StreamSeq != 0 {

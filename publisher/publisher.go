@@ -238,6 +238,7 @@ func (p *Publisher) publish(ctx context.Context, meta snapshot.Meta, data []byte
 				continue
 			case mine:
 				st.last = top.StreamSeq
+				p.storedTop(top)
 				return Ack{}, &DivergedError{Stored: top}
 			default:
 				st.last = top.StreamSeq
@@ -260,6 +261,14 @@ func (p *Publisher) stored(meta snapshot.Meta, streamSeq uint64, data []byte) {
 	}
 	meta.StreamSeq, meta.Time, meta.Size = streamSeq, time.Now(), len(data)
 	p.cfg.OnStored(snapshot.Stored{Meta: meta, Data: data})
+}
+
+// storedTop tells Config.OnStored of a snapshot of this node's found on
+// top of a session: stored after all (a DivergedError).
+func (p *Publisher) storedTop(top snapshot.Stored) {
+	if p.cfg.OnStored != nil {
+		p.cfg.OnStored(top)
+	}
 }
 
 // testHookResolve, when set by a test, runs as a publish starts resolving
@@ -311,6 +320,7 @@ func (p *Publisher) resolve(ctx context.Context, st *session, meta snapshot.Meta
 			return Ack{StreamSeq: top.StreamSeq, Duplicate: true, Bytes: len(data)}, nil
 		case mine:
 			st.last = top.StreamSeq
+			p.storedTop(top)
 			return Ack{}, &DivergedError{Stored: top}
 		case other:
 			st.last = top.StreamSeq
@@ -339,6 +349,7 @@ func (p *Publisher) resync(ctx context.Context, st *session, meta snapshot.Meta)
 	}
 	st.last = top.StreamSeq
 	if p.judge(meta, nil, top) == mine {
+		p.storedTop(top)
 		return &DivergedError{Stored: top}
 	}
 	if p.judge(meta, nil, top) == other {
