@@ -9,6 +9,7 @@ import (
 	"understudy/broker"
 	"understudy/broker/brokertest"
 	"understudy/cbor"
+	"understudy/internal/bugs"
 	"understudy/model/modeltest"
 	"understudy/node"
 	"understudy/snapshot"
@@ -89,29 +90,45 @@ func TestPrimaryCopyFollowsItsRole(t *testing.T) {
 // TestPausedPrimaryFindsASessionInTheStream: a session that reaches the
 // stream from elsewhere while the primary's copy is paused (replay import)
 // is served when its client comes, read from the stream: the paused copy
-// does not hold it, and that does not make it absent.
+// does not hold it, and that does not make it absent. With the planted
+// PausedCopyNoOwn the client is given a new session instead.
 func TestPausedPrimaryFindsASessionInTheStream(t *testing.T) {
-	srv, a := setup(t)
-	brokertest.WaitFor(t, 10*time.Second, "a's copy to pause", copyIs(a, "paused"))
-	id := modeltest.SessionID(77)
-	run, _, err := modeltest.Drive(context.Background(), modeltest.Engine(), id, 1, "vehicle")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := run.Session()
-	data, err := cbor.Marshal(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	publishRaw(t, srv.JetStream(t), snapshot.Meta{Session: id, Epoch: s.Epoch, Seq: s.Seq, Node: s.Node, Format: cbor.FormatVersion}, data)
+	for _, tc := range []struct {
+		name    string
+		planted bugs.Set
+	}{
+		{"fixed", bugs.Set{}},
+		{"planted PausedCopyNoOwn", bugs.Set{PausedCopyNoOwn: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := brokertest.Start(t)
+			a := start(t, srv, "a", node.RolePrimary, func(c *node.Config) { c.Bugs = tc.planted })
+			brokertest.WaitFor(t, 10*time.Second, "a's copy to pause", copyIs(a, "paused"))
+			id := modeltest.SessionID(77)
+			run, _, err := modeltest.Drive(context.Background(), modeltest.Engine(), id, 1, "vehicle")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := run.Session()
+			data, err := cbor.Marshal(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			publishRaw(t, srv.JetStream(t), snapshot.Meta{Session: id, Epoch: s.Epoch, Seq: s.Seq, Node: s.Node, Format: cbor.FormatVersion}, data)
 
-	c := newClient(t, a.URL)
-	u, _ := http.NewRequest("GET", a.URL+"/", nil)
-	c.http.Jar.SetCookies(u.URL, []*http.Cookie{{Name: node.DefaultCookie, Value: string(id)}})
-	if resp, p := c.get(); resp.StatusCode != http.StatusOK || p.Session != id || p.Step != "vehicle" {
-		t.Fatalf("a session only the stream holds: %d %+v", resp.StatusCode, p.Page)
+			c := newClient(t, a.URL)
+			u, _ := http.NewRequest("GET", a.URL+"/", nil)
+			c.http.Jar.SetCookies(u.URL, []*http.Cookie{{Name: node.DefaultCookie, Value: string(id)}})
+			resp, p := c.get()
+			found := resp.StatusCode == http.StatusOK && p.Session == id && p.Step == "vehicle" && p.Seq == s.Seq
+			switch {
+			case tc.planted == bugs.Set{} && !found:
+				t.Fatalf("a session only the stream holds: %d %+v", resp.StatusCode, p.Page)
+			case tc.planted != bugs.Set{} && found:
+				t.Fatal("planted PausedCopyNoOwn: the session was found all the same")
+			}
+		})
 	}
-	c.answer(1, 0)
 }
 
 // TestUnreadableStreamIsRetried: a session the node must read from the

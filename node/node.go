@@ -203,7 +203,7 @@ func (n *Node) join(ctx context.Context) error {
 		// The copy holds what this node stores as it stores it: a primary
 		// does not consume its own stream (see followRole).
 		OnStored: func(st snapshot.Stored) {
-			if n.sub != nil {
+			if n.sub != nil && !n.cfg.Bugs.PausedCopyNoOwn {
 				n.sub.Own(st)
 			}
 		},

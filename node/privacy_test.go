@@ -246,3 +246,29 @@ func TestSealedFailover(t *testing.T) {
 		t.Fatalf("the logs do not say why the session is quarantined:\n%s", text)
 	}
 }
+
+// TestFailoverKeepsAFinishedSessionsLinger: a session that finished on the
+// old primary ends after its linger on the new one. (Adopted, it counted
+// as unfinished and idle only from the failover: with failovers more
+// frequent than the idle time, finished sessions lived for ever.)
+func TestFailoverKeepsAFinishedSessionsLinger(t *testing.T) {
+	srv := brokertest.Start(t)
+	long := func(c *node.Config) { c.Idle, c.FinishedLinger = time.Hour, time.Hour }
+	a := start(t, srv, "a", node.RolePrimary, long)
+	b := start(t, srv, "b", node.RoleBackup, func(c *node.Config) { c.Idle, c.FinishedLinger = time.Hour, 300 * time.Millisecond })
+	c := newClient(t, a.URL)
+	c.get()
+	for driver := 0; !c.page.Finished; {
+		if c.page.Step == "drivers/driver/more" {
+			driver++
+		}
+		c.answer(1, driver)
+	}
+	id := c.page.Session
+	a.Stop() // hands over: b adopts the finished session
+	brokertest.WaitFor(t, 10*time.Second, "b to serve", func() bool { st, ok := b.Status(); return ok && st.Role == "primary" && st.Ready })
+	brokertest.WaitFor(t, 10*time.Second, "b to end the finished session after its linger", func() bool {
+		_, tombs := messages(t, srv, id)
+		return tombs == 1
+	})
+}

@@ -197,20 +197,29 @@ func (n *Node) acquire(ctx context.Context, id model.SessionID, expected bool) (
 			s.mu.Unlock()
 			return nil, errEnded
 		}
-		run, err := n.adopt(ctx, id, expected)
+		run, stored, err := n.adopt(ctx, id, expected)
 		if err != nil {
 			n.sessions.remove(s)
 			s.mu.Unlock()
 			return nil, err
 		}
-		s.run, s.epoch, s.last = run, epoch, time.Now()
+		// Its last use is its last interaction, not this adoption: a
+		// failover must not restart every session's idle time, nor a
+		// finished session's linger (frequent failovers kept every
+		// session alive for ever).
+		s.run, s.epoch, s.last = run, epoch, stored
+		if run.Finished() && s.finished.IsZero() {
+			s.finished = stored
+		}
 		return s, nil
 	}
 }
 
 // adopt materializes a session this node took over: from its copy of the
-// stream (hot) or from the stream itself (cold). expected: see acquire.
-func (n *Node) adopt(ctx context.Context, id model.SessionID, expected bool) (*model.Run, error) {
+// stream (hot) or from the stream itself (cold), and returns when its
+// snapshot was stored (now, if the copy does not know). expected: see
+// acquire.
+func (n *Node) adopt(ctx context.Context, id model.SessionID, expected bool) (*model.Run, time.Time, error) {
 	var st snapshot.Stored
 	var err error
 	if n.sub != nil {
@@ -225,8 +234,8 @@ func (n *Node) adopt(ctx context.Context, id model.SessionID, expected bool) (*m
 		st, held = n.sub.Lookup(id)
 		switch held {
 		case subscriber.Absent:
-			if !expected || !n.sub.Paused() {
-				return nil, errNoSession
+			if !expected || !n.sub.Paused() || n.cfg.Bugs.PausedCopyNoOwn {
+				return nil, time.Time{}, errNoSession
 			}
 			// A primary's paused copy holds what it drained before its
 			// claim and what it stored since; a session someone else put
@@ -234,41 +243,45 @@ func (n *Node) adopt(ctx context.Context, id model.SessionID, expected bool) (*m
 			// stream. Only a session a client says it has is looked for:
 			// a new session's id is not.
 			if st, err = n.readLatest(ctx, id); err != nil {
-				return nil, err
+				return nil, time.Time{}, err
 			}
 			n.sub.Take(st)
 		case subscriber.Ended:
-			return nil, errEnded
+			return nil, time.Time{}, errEnded
 		case subscriber.Quarantined:
-			return nil, n.quarantine(id, 0, n.sub.QuarantineOf(id))
+			return nil, time.Time{}, n.quarantine(id, 0, n.sub.QuarantineOf(id))
 		case subscriber.MustRead:
 			n.met.readsUnderFence.Inc()
 			if st, err = n.readLatest(ctx, id); err != nil {
-				return nil, err
+				return nil, time.Time{}, err
 			}
 			n.sub.Take(st)
 		}
 	} else {
 		// A cold standby reads the newest valid snapshot from the leader.
 		if st, err = n.readLatest(ctx, id); err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
 	}
 	if st.Tombstone {
-		return nil, errEnded
+		return nil, time.Time{}, errEnded
 	}
 	run, err := n.materialize(ctx, st)
 	if err != nil {
 		if unrestorable(err) {
-			return nil, n.quarantine(id, st.StreamSeq, err)
+			return nil, time.Time{}, n.quarantine(id, st.StreamSeq, err)
 		}
 		n.log.Error("cannot restore session", "session", id, "stream_seq", st.StreamSeq, "err", err)
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	if n.pub != nil {
 		n.pub.Track(id, st.StreamSeq)
 	}
-	return run, nil
+	stored := st.Time
+	if stored.IsZero() || stored.After(time.Now()) {
+		stored = time.Now()
+	}
+	return run, stored, nil
 }
 
 // readLatest reads the newest valid snapshot of session id from the stream

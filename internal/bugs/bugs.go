@@ -53,6 +53,12 @@ type Set struct {
 	// for a retry that is never sent, until its deadline (found by the
 	// simulator). Protocol core.
 	WaitPrunedClaim bool
+	// PausedCopyNoOwn: a primary's paused copy of the stream is not handed
+	// what the node stores, and a session it does not hold counts as no
+	// session even when a client holds it: a primary that lost a session's
+	// memory (fenced by a newer owner it has not heard of) answers "410 your
+	// session has ended" for it. Node.
+	PausedCopyNoOwn bool
 }
 
 // Names returns the names of the switches, in order.
