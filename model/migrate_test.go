@@ -535,7 +535,9 @@ func TestMigrateRoundTrip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		r, _ := genRun(t, eng)
 		quote := func(versions ...int) func(string, int) bool {
-			return func(name string, v int) bool { return name == "car-quote" && slices.Contains(versions, v) || name != "car-quote" && v < 3 }
+			return func(name string, v int) bool {
+				return name == "car-quote" && slices.Contains(versions, v) || name != "car-quote" && v < 3
+			}
 		}
 		there, _, err := eng.Migrate(ctx, r, quote(3, 4))
 		if err != nil {
