@@ -40,7 +40,7 @@
 // During a rolling deploy the members of a group run different builds. A
 // node announces in its heartbeats the application versions its registry
 // holds; a primary publishes a session only on versions every live member
-// (heard from within three heartbeat periods) announces, wherever a
+// (heard from within six heartbeat periods) announces, wherever a
 // registered migration leads to one: new sessions start on the newest such
 // version, and a running session migrates to it at its next interaction,
 // after its input was applied at the version its page was rendered at (see

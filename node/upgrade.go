@@ -19,9 +19,12 @@ import (
 // rebuild what this one published.
 
 // liveHeartbeats is how many heartbeat periods a member stays live after
-// its last heartbeat, for what the group can materialize: the window the
-// group status marks members gone by.
-const liveHeartbeats = 3
+// its last heartbeat, for what the group can materialize (3 s with the
+// default heartbeat, the window gateways mark members gone by). Generous:
+// a member on an older build whose heartbeats a starved machine delays
+// must not be taken for gone, and a migration can wait a few seconds for
+// a member that has really left.
+const liveHeartbeats = 6
 
 // appKeys returns what a registry lets a node materialize, "name@version":
 // what its heartbeats announce.
