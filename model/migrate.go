@@ -67,8 +67,8 @@ func (in *Instance) From() int { return in.from }
 func (in *Instance) To() int { return in.to }
 
 // ids returns the instance's steps, in tree order (a repeat's iterations in
-// order), with their headers and kinds. The steps of called applications
-// are not the instance's; the application steps that call them are.
+// order). The steps of called applications are not the instance's; the
+// application steps that call them are.
 func (in *Instance) ids() []StepID {
 	var out []StepID
 	seen := map[StepID]bool{}

@@ -250,6 +250,9 @@ func TestRegistryMigrateRefuses(t *testing.T) {
 	if got := reg.Versions("car-quote"); !slices.Equal(got, []int{3, 4, 5}) {
 		t.Errorf("versions %v", got)
 	}
+	if got := reg.Keys(); !slices.Equal(got, []string{"car-quote@3", "car-quote@4", "car-quote@5", "card@1", "payment@2", "payment@3"}) {
+		t.Errorf("keys %v", got)
+	}
 }
 
 func TestRegistryTarget(t *testing.T) {

@@ -107,6 +107,17 @@ func (r *Registry) Apps() []*Application {
 	return out
 }
 
+// Keys returns the key ("name@version") of every registered application,
+// by name then version: what a node announces it can materialize.
+func (r *Registry) Keys() []string {
+	apps := r.Apps()
+	out := make([]string, len(apps))
+	for i, a := range apps {
+		out[i] = a.Key()
+	}
+	return out
+}
+
 // Versions returns the registered versions of the named application, oldest
 // first.
 func (r *Registry) Versions(name string) []int {

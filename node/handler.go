@@ -664,7 +664,7 @@ type Status struct {
 
 func (n *Node) status() Status {
 	ready, why := n.ready()
-	st := Status{Node: n.cfg.Node, Role: "backup", Ready: ready, Reason: why, Sessions: n.sessions.len(), Apps: appKeys(n.eng.Registry())}
+	st := Status{Node: n.cfg.Node, Role: "backup", Ready: ready, Reason: why, Sessions: n.sessions.len(), Apps: n.eng.Registry().Keys()}
 	if n.serving.Load() {
 		st.Role, st.Epoch = "primary", n.epoch.Load()
 	}

@@ -26,16 +26,6 @@ import (
 // a member that has really left.
 const liveHeartbeats = 6
 
-// appKeys returns what a registry lets a node materialize, "name@version":
-// what its heartbeats announce.
-func appKeys(reg *model.Registry) []string {
-	var out []string
-	for _, a := range reg.Apps() {
-		out = append(out, a.Key())
-	}
-	return out
-}
-
 // members returns what the live members of the group can materialize.
 // Without a group (a node not yet joined) nothing constrains it.
 func (n *Node) members() group.Versions {

@@ -136,7 +136,7 @@ unless -db or -mem resolves them. Progress goes to stderr.`, "nats", "group", "j
 	}
 	out := summarize(verdicts)
 	out.Stream, out.Entities, out.TookMS = c.subjects.StreamName(), where, time.Since(start).Milliseconds()
-	out.Registry = appKeys(e.cfg.Registry)
+	out.Registry = e.cfg.Registry.Keys()
 	for _, m := range e.cfg.Registry.Migrations() {
 		out.Migrations = append(out.Migrations, fmt.Sprintf("%s@%d->%d", m.App, m.From, m.To))
 	}
@@ -161,8 +161,8 @@ type checker struct {
 }
 
 // run checks every live session the reader gives, on workers goroutines,
-// and returns a verdict per session. Messages the reader cannot use are
-// verdicts of their own (failures of an unknown application).
+// and returns a verdict per session. A session whose newest message the
+// reader cannot use fails as a "bad message", under no application ("-").
 func (k *checker) run(ctx context.Context, r *subscriber.Reader, workers int, p *progress) ([]verdict, error) {
 	in := make(chan snapshot.Stored, 4*workers)
 	out := make(chan verdict, 4*workers)
@@ -394,14 +394,6 @@ func compareAppKeys(a, b string) int {
 	x, _ := strconv.Atoi(av)
 	y, _ := strconv.Atoi(bv)
 	return cmp.Or(strings.Compare(an, bn), cmp.Compare(x, y))
-}
-
-func appKeys(reg *model.Registry) []string {
-	out := []string{}
-	for _, a := range reg.Apps() {
-		out = append(out, a.Key())
-	}
-	return out
 }
 
 // compactApps writes application versions briefly: "quote@1,2 card@1".
