@@ -63,4 +63,11 @@
 // whole card number: the card page's answer is truncated to its first six
 // and last four digits (model.Field.Keep) before it enters the state, so no
 // snapshot holds the number the user typed.
+//
+// # Releases
+//
+// The demo has two releases, for rolling upgrades (Release): v1
+// (Registry) and v2 (RegistryV2), which adds version 2 of the quote
+// (QuoteV2: the policyholder's name in two fields) and the migrations
+// between the two versions (NameApart, NameTogether).
 package demo

@@ -3,6 +3,7 @@ package group
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"understudy/broker"
@@ -65,6 +66,11 @@ type Config struct {
 	// Heartbeat is how often the node publishes its heartbeat. Default
 	// DefaultHeartbeat.
 	Heartbeat time.Duration
+	// Apps are the application versions this node can materialize,
+	// "name@version": announced in its heartbeats, so that a primary
+	// moves a session to a version only once every live member can
+	// rebuild it (see Monitor.Versions). Sorted by withDefaults.
+	Apps []string
 	// PingTimeout bounds the fast path's ping. Default DefaultPingTimeout.
 	PingTimeout time.Duration
 	// FailoverTimeout bounds one failover attempt (lease wait, drain,
@@ -124,5 +130,6 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.Apps = slices.Sorted(slices.Values(c.Apps))
 	return c
 }

@@ -60,6 +60,14 @@
 // older epoch stored after a later epoch's fence sequence was written by a
 // primary that had lost the group, and every reader ignores it.
 //
+// # Heartbeats and versions
+//
+// Every member publishes a heartbeat on <prefix>.hb.<node> (role, lag,
+// sessions held, caught up) with the application versions it can
+// materialize (Config.Apps). Monitor.Versions says what every member heard
+// from within a window announces: a primary moves sessions only to
+// versions all of them can rebuild.
+//
 // # Graceful handover
 //
 // Release marks the entry released; backups watching it claim at once

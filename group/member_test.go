@@ -27,6 +27,7 @@ type cluster struct {
 	connect func(t testing.TB, opts ...brokertest.ClientOption) *nats.Conn
 	lease   time.Duration
 	fast    FastPath
+	apps    map[string][]string // what each member announces it can materialize
 
 	mu         sync.Mutex
 	promotions atomic.Int32
@@ -73,7 +74,7 @@ func (c *cluster) memberWatching(node string, watched *nats.Conn) *Member {
 		t.Fatal(err)
 	}
 	var m *Member
-	m = New(nc, kv, stream, Config{Node: node, Address: "http://" + node, Lease: c.lease, FastPath: c.fast, Heartbeat: 50 * time.Millisecond, Logger: brokertest.Logger(t)}, Hooks{
+	m = New(nc, kv, stream, Config{Node: node, Address: "http://" + node, Lease: c.lease, FastPath: c.fast, Heartbeat: 50 * time.Millisecond, Apps: c.apps[node], Logger: brokertest.Logger(t)}, Hooks{
 		Promote: func(context.Context, Promotion) (int, error) {
 			c.promotions.Add(1)
 			// The safety property: when a node becomes primary, no other

@@ -38,6 +38,7 @@ type Monitor struct {
 	changed chan struct{}
 	members map[string]member
 	pruned  time.Time
+	started time.Time // when heartbeats were first listened to
 
 	watch jetstream.KeyWatcher
 	sub   *nats.Subscription
@@ -86,6 +87,9 @@ func (m *Monitor) Start(ctx context.Context) error {
 	}
 	m.watch = w
 	go m.loop()
+	m.mu.Lock()
+	m.started = time.Now()
+	m.mu.Unlock()
 	if m.sub, err = m.nc.Subscribe(m.subjects.HeartbeatFilter(), m.onHeartbeat); err != nil {
 		return fmt.Errorf("group %s: heartbeats: %w", m.group, err)
 	}
@@ -198,6 +202,8 @@ func (m *Monitor) onHeartbeat(msg *nats.Msg) {
 	if err := json.Unmarshal(msg.Data, &hb); err != nil || hb.Group != m.group {
 		return
 	}
+	slices.Sort(hb.Apps) // Versions searches them
+
 	now := time.Now()
 	m.mu.Lock()
 	m.members[hb.Node] = member{hb, now}

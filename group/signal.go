@@ -160,6 +160,11 @@ type Heartbeat struct {
 	Sessions int       `json:"sessions"`
 	CaughtUp bool      `json:"caught_up"`
 	Time     time.Time `json:"time"`
+	// Apps are the application versions the node can materialize,
+	// "name@version", sorted (Config.Apps): the primary moves sessions
+	// only to versions every live member announces. Absent from the
+	// heartbeats of builds that announce none.
+	Apps []string `json:"apps,omitempty"`
 }
 
 // heartbeatLoop publishes the node's heartbeat.
@@ -173,7 +178,7 @@ func (m *Member) heartbeatLoop() {
 	defer t.Stop()
 	for {
 		cur, _ := m.Entry()
-		hb := Heartbeat{Node: m.cfg.Node, Group: m.cfg.Group, Role: m.Role().String(), Address: m.cfg.Address, Epoch: cur.Epoch, Time: time.Now().UTC()}
+		hb := Heartbeat{Node: m.cfg.Node, Group: m.cfg.Group, Role: m.Role().String(), Address: m.cfg.Address, Epoch: cur.Epoch, Time: time.Now().UTC(), Apps: m.cfg.Apps}
 		if m.hooks.Progress != nil {
 			hb.Lag, hb.Sessions, hb.CaughtUp = m.hooks.Progress()
 		}

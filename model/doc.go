@@ -43,4 +43,20 @@
 //
 // A simple step is a func(ctx model.Context, st *model.State) error; State
 // explains how it finds the values collected so far.
+//
+// # Versions and migrations
+//
+// A new version of an application is registered beside the old one, and a
+// session keeps the version it started with until a migration moves it.
+// Registry.Migrate registers a MigrateFunc from one version's state to
+// another's: pure and deterministic like a simple step, it reshapes one
+// running instance of the application through an Instance (its step states
+// by path; Rename, Remove and Insert for the tree). Chains are followed
+// (1 to 2 to 3), and a migration back is allowed. Registry.Target picks the
+// version a session moves to among those its caller accepts (a serving node
+// accepts what every member of its group can materialize), and
+// Engine.Migrate moves every instance of a session and materializes the
+// result against the new definitions: a migration whose result does not
+// fit is an error (ErrMigration) naming the session, and the run it was
+// given is left as it was.
 package model

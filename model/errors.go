@@ -47,6 +47,9 @@ var (
 	ErrLimit = errors.New("session limit")
 	// ErrStepFailed: a simple step's function returned an error.
 	ErrStepFailed = errors.New("step failed")
+	// ErrMigration: a registered migration returned an error or panicked,
+	// or the session it made does not fit the target version's definition.
+	ErrMigration = errors.New("migration failed")
 )
 
 // StepError is an error about one step of one session. It names both, so an

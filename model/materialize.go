@@ -30,6 +30,13 @@ type Stale struct {
 // Run.Stale; when the rule sends the user back, the sequence advances so a
 // page rendered before cannot be submitted to the step now waiting.
 func (e *Engine) Materialize(ctx context.Context, s *Session) (*Run, error) {
+	return e.materialize(ctx, s, false, nil)
+}
+
+// materialize is Materialize. A migrated session (settle) is first
+// advanced to its next page, since the step it waited on may be gone; ents
+// are entities already loaded for it.
+func (e *Engine) materialize(ctx context.Context, s *Session, settle bool, ents map[entityKey]Entity) (*Run, error) {
 	if _, err := ParseSessionID(string(s.ID)); err != nil {
 		return nil, err
 	}
@@ -38,6 +45,7 @@ func (e *Engine) Materialize(ctx context.Context, s *Session) (*Run, error) {
 		return nil, &StepError{Session: s.ID, Err: err}
 	}
 	r := newRun(e, s.Clone())
+	maps.Copy(r.ents, ents)
 	m := &materializer{r: r, seen: map[StepID]bool{}}
 	if err := m.visit(s.Root, app, app.root, "", 0); err != nil {
 		return nil, err
@@ -52,6 +60,15 @@ func (e *Engine) Materialize(ctx context.Context, s *Session) (*Run, error) {
 	if m.maxID >= r.s.NextID {
 		return nil, &StepError{Session: s.ID, App: app.Key(),
 			Err: fmt.Errorf("%w: step #%d at or above next id %d", ErrCorruptSession, m.maxID, r.s.NextID)}
+	}
+	if settle && !r.s.Finished() {
+		x := &exec{ctx: ctx, run: r, now: r.s.Updated}
+		if _, err := x.enter(r.s.Root); err != nil {
+			return nil, err
+		}
+		for id := range r.defs {
+			m.seen[id] = true
+		}
 	}
 	if !r.s.Finished() {
 		if _, _, err := r.waiting(); err != nil {

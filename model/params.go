@@ -69,6 +69,13 @@ func (ps *Params) Set(name string, v Value) {
 	*ps = slices.Insert(*ps, i, Param{name, v})
 }
 
+// Delete removes the value named name, if there is one.
+func (ps *Params) Delete(name string) {
+	if i, ok := ps.find(name); ok {
+		*ps = slices.Delete(*ps, i, i+1)
+	}
+}
+
 // Sorted reports whether ps is in order with no name twice: what a Params
 // built by hand must be before it is encoded.
 func (ps Params) Sorted() bool {

@@ -34,4 +34,17 @@
 // sequence or a form from another site gets a clear refusal.
 //
 // Logs never carry a value a user typed.
+//
+// # Mixed builds
+//
+// During a rolling deploy the members of a group run different builds. A
+// node announces in its heartbeats the application versions its registry
+// holds; a primary publishes a session only on versions every live member
+// (heard from within six heartbeat periods) announces, wherever a
+// registered migration leads to one: new sessions start on the newest such
+// version, and a running session migrates to it at its next interaction,
+// after its input was applied at the version its page was rendered at (see
+// model.Engine.Migrate). A session no migration can bring to a version a
+// live member reads is published as it is, counted and logged: refusing
+// would fail its user now, for a member that may never take over.
 package node

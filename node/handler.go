@@ -218,7 +218,8 @@ func (n *Node) view(w http.ResponseWriter, r *http.Request) {
 		id = newID()
 		n.setCookie(w, r, id)
 	}
-	run, err := n.eng.Start(ctx, model.Begin{Session: id, App: n.defaultApp(), Now: time.Now(), Node: n.cfg.Node, Epoch: n.epoch.Load()})
+	app := n.defaultApp()
+	run, err := n.eng.Start(ctx, model.Begin{Session: id, App: app, Version: n.startVersion(app), Now: time.Now(), Node: n.cfg.Node, Epoch: n.epoch.Load()})
 	if err != nil {
 		n.serverError(w, r, id, err)
 		return
@@ -367,6 +368,7 @@ func (n *Node) submit(w http.ResponseWriter, r *http.Request) {
 		n.serverError(w, r, id, err)
 		return
 	}
+	next = n.migrate(ctx, next)
 
 	if n.cfg.Bugs.AnswerBeforeAck {
 		// The planted bug answers in full, flushed, before the publish.
@@ -562,7 +564,8 @@ func (n *Node) acquireOrStart(ctx context.Context, r *http.Request, id model.Ses
 		return nil, false, errRate
 	}
 	epoch := n.epoch.Load()
-	run, err := n.eng.Start(ctx, model.Begin{Session: id, App: n.defaultApp(), Now: time.Now(), Node: n.cfg.Node, Epoch: epoch})
+	app := n.defaultApp()
+	run, err := n.eng.Start(ctx, model.Begin{Session: id, App: app, Version: n.startVersion(app), Now: time.Now(), Node: n.cfg.Node, Epoch: epoch})
 	if err != nil {
 		return nil, false, err
 	}
@@ -662,11 +665,17 @@ type Status struct {
 	// "paused" while the node is the primary (its publisher keeps it);
 	// empty for a cold standby, which holds none.
 	Copy string `json:"copy,omitempty"`
+	// Apps are the application versions this node can materialize;
+	// MemberApps what each live member of the group announces it can,
+	// as this node hears it (once it has listened long enough to know):
+	// sessions move only to versions all of them hold (see upgrade.go).
+	Apps       []string            `json:"apps"`
+	MemberApps map[string][]string `json:"member_apps,omitempty"`
 }
 
 func (n *Node) status() Status {
 	ready, why := n.ready()
-	st := Status{Node: n.cfg.Node, Role: "backup", Ready: ready, Reason: why, Sessions: n.sessions.len()}
+	st := Status{Node: n.cfg.Node, Role: "backup", Ready: ready, Reason: why, Sessions: n.sessions.len(), Apps: n.eng.Registry().Keys()}
 	if n.serving.Load() {
 		st.Role, st.Epoch = "primary", n.epoch.Load()
 	}
@@ -680,6 +689,9 @@ func (n *Node) status() Status {
 		}
 	}
 	st.Lease = n.member.Valid()
+	if m := n.members(); m.Known {
+		st.MemberApps = m.Members
+	}
 	return st
 }
 

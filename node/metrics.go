@@ -28,6 +28,8 @@ type metrics struct {
 	renewals           *prometheus.CounterVec
 	renewalSeconds     prometheus.Histogram
 	admissionSeconds   prometheus.Histogram
+	migrations         *prometheus.CounterVec
+	unreadable         *prometheus.CounterVec
 }
 
 func newMetrics(n *Node) *metrics {
@@ -60,12 +62,16 @@ func newMetrics(n *Node) *metrics {
 		Help: "Time a lease renewal took, from its send to its answer (on the member's own NATS connection).", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14)})
 	m.admissionSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "understudy_admission_wait_seconds",
 		Help: "Time an interaction waited for a place among those in flight (see -max-in-flight).", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14)})
+	m.migrations = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "understudy_migrations_total",
+		Help: "Application instances of sessions moved to another version at an interaction, by application and outcome: migrated, failed (published unmigrated)."}, []string{"app", "outcome"})
+	m.unreadable = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "understudy_unreadable_publishes_total",
+		Help: "Snapshots published on an application version that a live member of the group announces it cannot materialize, for want of a migration to one it can."}, []string{"app"})
 	for _, outcome := range []string{"landed", "failed"} {
 		m.renewals.WithLabelValues(outcome) // present from the start, at 0
 	}
 	for _, c := range []prometheus.Collector{m.interactions, m.interactionSeconds, m.publishSeconds, m.snapshotBytes,
 		m.unavailable, m.ended, m.purged, m.failovers, m.fenced, m.fencedOver, m.readsUnderFence, m.quarantined, m.asyncErrors,
-		m.renewals, m.renewalSeconds, m.admissionSeconds} {
+		m.renewals, m.renewalSeconds, m.admissionSeconds, m.migrations, m.unreadable} {
 		f(c)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "understudy_in_flight", Help: "Requests to the application holding a place (see -max-in-flight)."},

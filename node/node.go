@@ -245,6 +245,7 @@ func (n *Node) join(ctx context.Context) error {
 	gcfg := n.cfg.Group
 	gcfg.Address = n.cfg.Address
 	gcfg.Bugs = n.cfg.Bugs
+	gcfg.Apps = n.eng.Registry().Keys() // announced: see upgrade.go
 	n.member = group.New(lnc, lkv, lstream, gcfg, hooks)
 	n.member.Watch(nc) // a primary that cannot publish hands the group on
 	fence.f = n.member.Fence()

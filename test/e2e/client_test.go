@@ -21,6 +21,7 @@ type page struct {
 	Session  string            `json:"session"`
 	Step     string            `json:"step"`
 	Seq      uint64            `json:"seq"`
+	Version  int               `json:"version"` // of the application the page belongs to
 	Finished bool              `json:"finished"`
 	CSRF     string            `json:"csrf"`
 	Stale    bool              `json:"stale"`
@@ -37,6 +38,9 @@ type sent struct {
 	At     time.Time
 	Took   time.Duration
 	Node   string
+	// Version is the application version of the page the answer led to:
+	// what the session was published on.
+	Version int
 }
 
 // shopper walks one session through the demo application, as a browser
@@ -134,7 +138,7 @@ func (s *shopper) step() bool {
 		s.fail("answered %s at seq %d, now at seq %d (stale=%v)", s.page.Step, s.page.Seq, p.Seq, p.Stale)
 		return false
 	}
-	s.history = append(s.history, sent{Step: s.page.Step, Seq: s.page.Seq, Values: vals, At: t0, Took: took, Node: resp.Header.Get("Understudy-Node")})
+	s.history = append(s.history, sent{Step: s.page.Step, Seq: s.page.Seq, Values: vals, At: t0, Took: took, Node: resp.Header.Get("Understudy-Node"), Version: p.Version})
 	if s.page.Step == demo.StepDriver {
 		s.driver++
 	}
@@ -172,7 +176,14 @@ func (s *shopper) check() {
 	for _, h := range s.history {
 		switch h.Step {
 		case demo.StepApplicant:
-			if got := get("applicant", "name"); got != h.Values.Get("name") {
+			got := get("applicant", "name")
+			if got == nil {
+				// Version 2 of the quote keeps the name in two parts.
+				first, _ := get("applicant", "first").(string)
+				last, _ := get("applicant", "last").(string)
+				got = demo.JoinName(first, last)
+			}
+			if got != h.Values.Get("name") {
 				s.fail("applicant name %v, answered %q", got, h.Values.Get("name"))
 			}
 			if got := get("applicant", "email"); got != h.Values.Get("email") {

@@ -60,6 +60,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, role nod
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this certificate file")
 	tlsKey := fs.String("tls-key", "", "key file of -tls-cert")
 	replicas := fs.Int("replicas", 1, "replicas of the stream and bucket if this node creates them (3 on a NATS cluster)")
+	release := fs.String("demo", demo.ReleaseV1, "the demo's release to run: "+strings.Join(demo.Releases, " or ")+" (v2 adds version 2 of the quote and the migrations between the two)")
 	plant := fs.String("plant-bugs", "", "for the tests that show the checkers find known defects only, never in production: reintroduce them (comma-separated: "+strings.Join(bugs.Names(), ", ")+")")
 	logger := cli.Logging(fs, stdout)
 	if err := fs.Parse(args); err != nil {
@@ -78,6 +79,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, role nod
 	log, err := logger()
 	if err != nil {
 		return err
+	}
+	reg, err := demo.Release(*release)
+	if err != nil {
+		return fmt.Errorf("-demo: %w", err)
 	}
 	subjects, err := broker.NewSubjects(*prefix)
 	if err != nil {
@@ -129,13 +134,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, role nod
 		MaxSessions: *maxSessions, NewPerMinute: *perMinute, MaxInFlight: *maxInFlight, AdmissionWait: *admissionWait, Idle: *idle, FinishedLinger: *linger, Retention: *retention,
 		Secret: secret, Sealer: sealer, TLSCert: *tlsCert, TLSKey: *tlsKey, Logger: log,
 		Fault: faultFromEnv(log), Bugs: planted,
-	}, demo.Registry(), store)
+	}, reg, store)
 	if err != nil {
 		return err
 	}
 	if _, err := n.Listen(); err != nil {
 		return err
 	}
+	log.Info("demo release", "release", *release, "versions", reg.Versions(demo.AppName))
 	start := time.Now()
 	err = cli.Run(ctx, log, n.Run)
 	log.Info("stopped", "uptime", time.Since(start).Round(time.Millisecond))

@@ -19,6 +19,7 @@
 //	export <session> <file> a session's kept history as JSON lines, for a bug report
 //	import <file>           an export into another NATS
 //	erase <session>         erase a session everywhere (operator permissions)
+//	check                   preflight of this build: every live session as it is, migrated, or failing
 //	diag [file]             CBOR on stdin as diagnostic notation (for nats --translate)
 //
 // Every command prints text for people by default and JSON with -json, and
@@ -53,6 +54,21 @@
 // database -db names, through package entity, as the nodes do; set
 // Resolver to use your own. Sessions of applications the registry does not
 // hold are still listed and shown, from their raw step states.
+//
+// # The preflight of a build
+//
+// check answers "can the build I am about to deploy rebuild every live
+// session?" before it is deployed: built with that build's registry, it
+// reads the newest valid snapshot of every live session
+// (subscriber.Reader.ReadAll: read-only), materializes each with the
+// registry (entity references taken as they are, unless -db or -mem), and
+// migrates it as a node of that build would once every member runs it
+// (model.Engine.Migrate), without writing anything. It reports per
+// application version how many sessions would run as they are, migrate
+// (and to what), or fail, with the first error of each kind and the id of
+// every session that would fail (-json; -failed in text), and exits 1
+// (ErrWouldFail) if any would fail. status shows the versions each member
+// announces it can materialize.
 //
 // # Sealed payloads
 //

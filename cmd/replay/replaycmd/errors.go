@@ -25,4 +25,8 @@ var (
 
 	// ErrBadExport: an import file that is not an export of this tool.
 	ErrBadExport = errors.New("not a replay export")
+
+	// ErrWouldFail: check found live sessions the tool's build cannot
+	// rebuild.
+	ErrWouldFail = errors.New("sessions would fail")
 )

@@ -107,6 +107,7 @@ var commands = []command{
 	{"export", "<session> <file>", "a session's kept history to a file of JSON lines", runExport},
 	{"import", "<file>", "an exported history into a NATS, stream provisioned if missing", runImport},
 	{"erase", "<session>", "erase a session everywhere: primary, backups, stream (operator permissions)", runErase},
+	{"check", "", "preflight of this build: would every live session run as it is, migrate, or fail?", runCheck},
 	{"diag", "[file]", "one CBOR snapshot (stdin or file) as diagnostic notation", runDiag},
 }
 
@@ -192,7 +193,7 @@ func (e *env) newFlags(name, args, about string, what ...string) *flags {
 		case "nats":
 			f.nats = cli.NATS(f.FlagSet, broker.DefaultURL)
 			f.prefix = f.String("prefix", broker.DefaultPrefix, "subject, stream and bucket prefix")
-			f.timeout = f.Duration("timeout", 30*time.Second, "bound on connecting and on the whole command (tail: on connecting)")
+			f.timeout = f.Duration("timeout", 30*time.Second, "bound on connecting and on the whole command (tail, check: on connecting)")
 			f.key = f.String("key", "", "key file that opens sealed snapshot payloads (the nodes' -snapshot-key)")
 		case "group":
 			f.group = f.String("group", group.DefaultGroup, "replication group whose claims judge fenced snapshots")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -49,6 +50,9 @@ type memberJSON struct {
 	CaughtUp bool   `json:"caught_up"`
 	AgeMS    int64  `json:"heartbeat_age_ms"`
 	Gone     bool   `json:"gone"`
+	// Apps are the application versions the member announces it can
+	// materialize; absent for a build that announces none.
+	Apps []string `json:"apps,omitempty"`
 }
 
 type streamJSON struct {
@@ -112,7 +116,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	}
 	for _, m := range st.Members {
 		out.Members = append(out.Members, memberJSON{Node: m.Node, Role: m.Role, Address: m.Address, Epoch: m.Epoch, Lag: m.Lag,
-			Sessions: m.Sessions, CaughtUp: m.CaughtUp, AgeMS: m.Age.Milliseconds(), Gone: m.Gone})
+			Sessions: m.Sessions, CaughtUp: m.CaughtUp, AgeMS: m.Age.Milliseconds(), Gone: m.Gone, Apps: m.Apps})
 	}
 	if s, err := c.js.Stream(ctx, c.subjects.StreamName()); err == nil {
 		if info, err := s.Info(ctx); err == nil {
@@ -171,7 +175,7 @@ func writeStatus(e *env, c *conn, bucket bool, s statusJSON) error {
 	}
 	fmt.Fprintf(&b, "members (heartbeats over %s):\n", ms(s.WatchedMS))
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  NODE\tROLE\tEPOCH\tLAG\tSESSIONS\tCAUGHT UP\tHEARTBEAT\tADDRESS")
+	fmt.Fprintln(tw, "  NODE\tROLE\tEPOCH\tLAG\tSESSIONS\tCAUGHT UP\tHEARTBEAT\tADDRESS\tVERSIONS")
 	for _, m := range s.Members {
 		role := m.Role
 		if m.Node == s.Owner && m.Role == "primary" {
@@ -181,11 +185,39 @@ func writeStatus(e *env, c *conn, bucket bool, s statusJSON) error {
 		if m.Gone {
 			hb += " (gone)"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", m.Node, role, m.Epoch, m.Lag, m.Sessions, yesNo(m.CaughtUp), hb, m.Address)
+		versions := compactApps(m.Apps)
+		if len(m.Apps) == 0 {
+			versions = "(not announced)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", m.Node, role, m.Epoch, m.Lag, m.Sessions, yesNo(m.CaughtUp), hb, m.Address, versions)
 	}
 	tw.Flush()
+	if live := liveApps(s.Members); live != nil {
+		fmt.Fprintf(&b, "every live member materializes: %s\n", dash(compactApps(live)))
+	}
 	_, err := fmt.Fprint(e.stdout, b.String())
 	return err
+}
+
+// liveApps returns the application versions every live member announces:
+// what a primary may publish sessions on (nil with no live member).
+func liveApps(members []memberJSON) []string {
+	var out []string
+	first := true
+	for _, m := range members {
+		if m.Gone {
+			continue
+		}
+		if first {
+			out, first = slices.Clone(m.Apps), false
+			if out == nil {
+				out = []string{}
+			}
+			continue
+		}
+		out = slices.DeleteFunc(out, func(k string) bool { return !slices.Contains(m.Apps, k) })
+	}
+	return out
 }
 
 func yesNo(b bool) string {
