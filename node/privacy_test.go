@@ -255,7 +255,7 @@ func TestFailoverKeepsAFinishedSessionsLinger(t *testing.T) {
 	srv := brokertest.Start(t)
 	long := func(c *node.Config) { c.Idle, c.FinishedLinger = time.Hour, time.Hour }
 	a := start(t, srv, "a", node.RolePrimary, long)
-	b := start(t, srv, "b", node.RoleBackup, func(c *node.Config) { c.Idle, c.FinishedLinger = time.Hour, 300 * time.Millisecond })
+	b := start(t, srv, "b", node.RoleBackup, func(c *node.Config) { c.Idle, c.FinishedLinger = time.Hour, 300*time.Millisecond })
 	c := newClient(t, a.URL)
 	c.get()
 	for driver := 0; !c.page.Finished; {
