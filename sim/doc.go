@@ -12,9 +12,10 @@
 // losses, late answers), the clocks (rates that drift within the bound the
 // margin covers) and the faults (pauses, crashes and restarts, lost and
 // late acks) are simulated. The node's side (the session memory, what the
-// copy of the stream holds, the publisher's handling of a conflict) is a
-// model of node/, subscriber/ and publisher/, with the same rules; the
-// real-NATS tests of those packages stand beside it.
+// copy of the stream holds, paused while the node serves and handed its
+// own writes, the publisher's handling of a conflict) is a model of node/,
+// subscriber/ and publisher/, with the same rules; the real-NATS tests of
+// those packages stand beside it.
 //
 // Invariants, checked after every event:
 //

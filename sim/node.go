@@ -38,6 +38,7 @@ type node struct {
 
 	mem         map[int]*memory
 	held        map[int]msg // the copy: per session, the snapshot it holds
+	paused      bool        // the copy consumes nothing: the node serves (it owns what it stores)
 	delivered   int         // the copy holds stream[:delivered]
 	deliverAt   T           // the last delivery scheduled
 	quarantined map[int]bool
@@ -95,7 +96,7 @@ func (n *node) boot(claim bool) {
 	n.start, n.base = w.now, protocol.Mono(w.rnd.Int64N(int64(time.Hour)))
 	n.m = protocol.New(protocol.Config{Node: n.name, Address: n.name, Lease: lease, Bugs: w.cfg.Bugs})
 	n.reports = map[attempt]bool{}
-	n.serving, n.epoch, n.claims, n.release, n.claimOp, n.drains = false, 0, nil, 0, 0, nil
+	n.serving, n.paused, n.epoch, n.claims, n.release, n.claimOp, n.drains = false, false, 0, nil, 0, 0, nil
 	n.mem, n.held, n.quarantined = map[int]*memory{}, map[int]msg{}, map[int]bool{}
 	n.delivered, n.deliverAt = 0, w.now
 	// The watch's initial state, then the copy's catch-up.
@@ -110,6 +111,11 @@ func (n *node) boot(claim bool) {
 	})
 	n.deliver(len(w.stream))
 }
+
+// pauseAfter is how long after its promotion a primary's copy pauses:
+// the background work of node.followRole (a fixed time, so that the
+// schedules' random draws are those they were before the copy paused).
+const pauseAfter = time.Millisecond
 
 func (n *node) crash() {
 	n.up = false
@@ -193,12 +199,21 @@ func (n *node) handle(acts []protocol.Action) {
 			n.drained()
 		case protocol.Promote:
 			n.serving, n.epoch = true, a.Epoch
+			// The primary's copy pauses a moment later (node.followRole
+			// runs in the background): what is delivered meanwhile is held.
+			inc := n.inc
+			n.on(pauseAfter, func() {
+				if n.inc == inc && n.serving {
+					n.paused = true
+				}
+			})
 			n.claims = a.Claims
 			w.res.Failovers++
 			w.trace("%s promoted at epoch %d, fence %d", n.name, a.Epoch, a.Fence)
 			n.on(w.delay(), func() { n.handle(n.m.PromoteDone(n.local(), len(n.held), nil)) })
 		case protocol.Demote:
-			n.serving = false
+			n.serving, n.paused = false, false
+			n.deliver(len(w.stream)) // the copy resumes with a catch-up
 			w.trace("%s demoted: %v", n.name, a.Err)
 		case protocol.ClaimsChanged:
 			n.claims = a.Claims
@@ -292,6 +307,9 @@ func (n *node) deliver(upTo int) {
 	at := max(n.deliverAt, w.now+T(w.delay()))
 	n.deliverAt = at
 	n.on(time.Duration(at-w.now), func() {
+		if n.paused {
+			return // resumed at demotion, with a delivery of its own
+		}
 		for n.delivered < upTo && n.delivered < len(w.stream) {
 			m := w.stream[n.delivered]
 			n.delivered++
@@ -303,6 +321,17 @@ func (n *node) deliver(upTo int) {
 		}
 		n.drained()
 	})
+}
+
+// own holds a message the node stored itself, as the publisher hands it
+// to a paused copy (subscriber.Own): only if it is newer than what is held.
+func (n *node) own(m msg) {
+	if cur, ok := n.held[m.session]; ok && cur.streamSeq >= m.streamSeq {
+		return
+	}
+	if !n.claims.Fenced(m.epoch, m.streamSeq) {
+		n.held[m.session] = m
+	}
 }
 
 func (n *node) drained() {

@@ -38,6 +38,11 @@ func (n *node) serve(r *request) {
 	if mm == nil || mm.epoch != n.epoch {
 		// Not in memory at this epoch: the copy is the truth.
 		st, held := n.lookup(r.session)
+		if held == absent && n.paused && r.seq != 0 {
+			// A paused copy does not know what others wrote: a session a
+			// client holds is looked for in the stream.
+			held = mustRead
+		}
 		switch {
 		case held == mustRead && (w.now < w.noLeader || w.lossy && w.now < w.faultsEnd && w.rnd.IntN(4) == 0):
 			// The stream leader does not answer (an election).
@@ -173,6 +178,7 @@ func (n *node) publish(r *request, mm *memory, next, epoch uint64, hops int) {
 // answers, the memory is the acknowledged state.
 func (n *node) acked(mm *memory, next, epoch uint64, landed msg, finish func(int, uint64, string)) {
 	mm.track = landed.streamSeq
+	n.own(landed)
 	refused := !n.m.MayAnswer(n.local(), epoch)
 	if !refused || !n.w.cfg.Bugs.ForgetAfterRefusal {
 		mm.seq, mm.epoch = next, epoch
@@ -196,6 +202,7 @@ func (n *node) conflict(r *request, mm *memory, next, epoch uint64, top msg, hop
 		return
 	case top.node == n.name && top.epoch == epoch:
 		mm.seq, mm.epoch, mm.track, mm.unsure = top.seq, top.epoch, top.streamSeq, false
+		n.own(top)
 		if n.m.MayAnswer(n.local(), mm.epoch) {
 			r.reply(ok200, mm.seq, "diverged")
 		} else {

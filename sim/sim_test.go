@@ -148,10 +148,19 @@ func TestEveryBugHasAScenario(t *testing.T) {
 		}
 	}
 	for _, name := range bugs.Names() {
-		if !covered[strings.ToLower(name)] {
+		if !covered[strings.ToLower(name)] && outsideModel[name] == "" {
 			t.Errorf("planted bug %s has no scenario in testdata", name)
 		}
 	}
+}
+
+// outsideModel names the planted bugs whose defect the simulator cannot
+// reach, with why and the test that finds each instead.
+var outsideModel = map[string]string{
+	// Within one tenure the simulated primary never looks up a session
+	// it wrote in its copy (its memory holds it until it is demoted, and
+	// a drain precedes every claim), and no one else writes a session.
+	"PausedCopyNoOwn": "a session written by another writer (replay import) while the copy is paused: node/TestPausedPrimaryFindsASessionInTheStream",
 }
 
 // TestPlantedBugs: the simulator is evidence only once it has failed.
@@ -165,6 +174,9 @@ func TestPlantedBugs(t *testing.T) {
 	}
 	for _, name := range bugs.Names() {
 		t.Run(name, func(t *testing.T) {
+			if why := outsideModel[name]; why != "" {
+				t.Skipf("outside the simulator's model: %s", why)
+			}
 			var cfg Config
 			var err error
 			if cfg.Bugs, err = bugs.Parse(name); err != nil {
