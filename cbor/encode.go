@@ -193,7 +193,7 @@ func (e *Encoder) appKey(name string, version int) string {
 		if e.keys == nil || len(e.keys) > 1024 {
 			e.keys = map[appVersion]string{} // bounded: a registry has a few
 		}
-		k = name + "@" + strconv.Itoa(version)
+		k = model.AppKey(name, version)
 		e.keys[av] = k
 	}
 	return k

@@ -2,8 +2,9 @@ package group
 
 import (
 	"slices"
-	"strconv"
 	"time"
+
+	"understudy/model"
 )
 
 // Versions is what the live members of a group can materialize, as their
@@ -29,7 +30,16 @@ func (v Versions) Can(name string, version int) bool {
 	if !v.Known {
 		return false
 	}
-	key := name + "@" + strconv.Itoa(version)
+	return v.Has(model.AppKey(name, version))
+}
+
+// Has reports whether every live member announces the application
+// version key ("name@version", model.AppKey). It is false while the
+// members are not Known, and for a member that announces nothing.
+func (v Versions) Has(key string) bool {
+	if !v.Known {
+		return false
+	}
 	for _, apps := range v.Members {
 		if _, ok := slices.BinarySearch(apps, key); !ok {
 			return false

@@ -107,7 +107,11 @@ func (a *Application) Name() string { return a.name }
 func (a *Application) Version() int { return a.version }
 
 // Key returns "name@version", the application's identity in a registry.
-func (a *Application) Key() string { return a.name + "@" + strconv.Itoa(a.version) }
+func (a *Application) Key() string { return AppKey(a.name, a.version) }
+
+// AppKey returns "name@version": how snapshots, registries and the
+// members' announcements name a version of an application.
+func AppKey(name string, version int) string { return name + "@" + strconv.Itoa(version) }
 
 // Heading returns the title, or the name.
 func (a *Application) Heading() string {

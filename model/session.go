@@ -130,9 +130,7 @@ func (s *Session) Apps() []string {
 	return slices.Sorted(maps.Keys(set))
 }
 
-func key(name string, version int) string {
-	return (&Application{name: name, version: version}).Key()
-}
+func key(name string, version int) string { return AppKey(name, version) }
 
 // Clone returns a deep copy. Values are immutable, so they are shared.
 func (s *Session) Clone() *Session {

@@ -53,10 +53,13 @@ type Node struct {
 	inflight gate // interactions being handled
 	admit    *admission
 
-	copyMu sync.Mutex      // followRole's
-	bg     sync.WaitGroup  // background work of promotions and demotions
-	bgCtx  context.Context // cancelled at shutdown
-	bgStop context.CancelFunc
+	copyMu sync.Mutex // followRole's
+	// unreadableLogged is when checkReadable last logged (Unix ns), so
+	// that a member left on an old build does not flood the log.
+	unreadableLogged atomic.Int64
+	bg               sync.WaitGroup  // background work of promotions and demotions
+	bgCtx            context.Context // cancelled at shutdown
+	bgStop           context.CancelFunc
 
 	listener net.Listener
 	httpSrv  *http.Server

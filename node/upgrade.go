@@ -2,9 +2,8 @@ package node
 
 import (
 	"context"
-	"strconv"
+	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"understudy/group"
@@ -91,17 +90,15 @@ func (n *Node) migrate(ctx context.Context, run *model.Run) *model.Run {
 // only if that member takes over.
 func (n *Node) checkReadable(s *model.Session, m group.Versions) {
 	for _, key := range s.Apps() {
-		i := strings.LastIndexByte(key, '@')
-		version, _ := strconv.Atoi(key[i+1:])
-		if m.Can(key[:i], version) {
+		if m.Has(key) {
 			continue
 		}
 		n.met.unreadable.WithLabelValues(key).Inc()
-		if now := time.Now().UnixNano(); now-unreadableLogged.Load() > int64(10*time.Second) {
-			unreadableLogged.Store(now)
+		if now := time.Now().UnixNano(); now-n.unreadableLogged.Load() > int64(10*time.Second) {
+			n.unreadableLogged.Store(now)
 			var lack []string
 			for node, apps := range m.Members {
-				if !has(apps, key) {
+				if !slices.Contains(apps, key) {
 					lack = append(lack, node)
 				}
 			}
@@ -109,17 +106,4 @@ func (n *Node) checkReadable(s *model.Session, m group.Versions) {
 				"session", s.ID, "app", key, "members", strings.Join(lack, ","))
 		}
 	}
-}
-
-// unreadableLogged is when checkReadable last logged, so that a member
-// left on an old build does not flood the log.
-var unreadableLogged atomic.Int64
-
-func has(apps []string, key string) bool {
-	for _, a := range apps {
-		if a == key {
-			return true
-		}
-	}
-	return false
 }
