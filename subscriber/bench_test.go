@@ -7,15 +7,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"understudy/broker"
 	"understudy/broker/brokertest"
-	"understudy/cbor"
+	"understudy/internal/seed"
 	"understudy/model"
 	"understudy/model/modeltest"
-	"understudy/snapshot"
 	"understudy/subscriber"
 )
 
@@ -87,7 +85,7 @@ func newCatchUpFixture(tb testing.TB, n int) *catchUpFixture {
 	tb.Helper()
 	srv := brokertest.Start(tb, brokertest.WithSyncInterval(2*time.Second))
 	nc := srv.Connect(tb)
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(seed.MaxPending))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -110,43 +108,11 @@ func newCatchUpFixture(tb testing.TB, n int) *catchUpFixture {
 	}
 	var subj broker.Subjects
 	start := time.Now()
-	var futures []jetstream.PubAckFuture
-	settle := func() {
-		select {
-		case <-js.PublishAsyncComplete():
-		case <-ctx.Done():
-			tb.Fatal("publishing did not complete")
-		}
-		for _, f := range futures {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				tb.Fatal(err)
-			}
-		}
-		futures = futures[:0]
+	published, err := seed.Sessions(ctx, js, subj, templates, n, func(i int) model.SessionID { return modeltest.SessionID(i + 1) }, nil)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	var bytes int
-	for i := range n {
-		s := *templates[i%len(templates)]
-		s.ID = modeltest.SessionID(i + 1)
-		data, err := cbor.Marshal(&s)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		bytes += len(data)
-		subject, _ := subj.SessionSubject(string(s.ID))
-		m := snapshot.Meta{Session: s.ID, Epoch: s.Epoch, Seq: s.Seq, Node: s.Node, Format: cbor.FormatVersion}
-		f, err := js.PublishMsgAsync(&nats.Msg{Subject: subject, Header: m.Header(data), Data: data})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		futures = append(futures, f)
-		if len(futures) == 4096 {
-			settle()
-		}
-	}
-	settle()
+	bytes := int(published)
 	tb.Logf("published %d sessions (%d MiB, %d bytes each on average) in %s",
 		n, bytes>>20, bytes/max(n, 1), time.Since(start).Round(time.Millisecond))
 	return &catchUpFixture{n: n, js: js, stream: stream}

@@ -6,15 +6,13 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"understudy/broker"
-	"understudy/cbor"
 	"understudy/demo"
+	"understudy/internal/seed"
 	"understudy/model"
 	"understudy/model/modeltest"
-	"understudy/snapshot"
 )
 
 // demoTemplates returns n demo sessions walked with demo.Answers to the
@@ -100,63 +98,17 @@ func (b *bench) seed(ctx context.Context, url string, templates []*model.Session
 		return 0, err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(seed.MaxPending))
 	if err != nil {
 		return 0, err
 	}
 	if _, err := broker.EnsureStream(ctx, js, broker.StreamConfig{Logger: quiet}); err != nil {
 		return 0, err
 	}
-	var futures []jetstream.PubAckFuture
-	settle := func() error {
-		select {
-		case <-js.PublishAsyncComplete():
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(2 * time.Minute):
-			return fmt.Errorf("seeding: publishes not acknowledged within 2 minutes")
-		}
-		for _, f := range futures {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				return err
-			}
-		}
-		futures = futures[:0]
-		return nil
-	}
-	var bytes int64
-	start, lastReport := time.Now(), time.Now()
-	for i := range n {
-		s := *templates[i%len(templates)] // shares the pool: only read
-		s.ID = randomID()
-		data, err := cbor.Marshal(&s)
-		if err != nil {
-			return 0, err
-		}
-		bytes += int64(len(data))
-		subject, err := broker.Subjects{}.SessionSubject(string(s.ID))
-		if err != nil {
-			return 0, err
-		}
-		meta := snapshot.Meta{Session: s.ID, Epoch: s.Epoch, Seq: s.Seq, Node: s.Node, Format: cbor.FormatVersion}
-		f, err := js.PublishMsgAsync(&nats.Msg{Subject: subject, Header: meta.Header(data), Data: data})
-		if err != nil {
-			return 0, err
-		}
-		futures = append(futures, f)
-		if len(futures) == 4096 {
-			if err := settle(); err != nil {
-				return 0, err
-			}
-		}
-		if time.Since(lastReport) > 5*time.Second {
-			b.progress("  seeding: %d of %d sessions", i+1, n)
-			lastReport = time.Now()
-		}
-	}
-	if err := settle(); err != nil {
+	start := time.Now()
+	bytes, err := seed.Sessions(ctx, js, broker.Subjects{}, templates, n, func(int) model.SessionID { return randomID() },
+		func(done int) { b.progress("  seeding: %d of %d sessions", done, n) })
+	if err != nil {
 		return 0, err
 	}
 	avg := float64(bytes) / float64(max(n, 1))

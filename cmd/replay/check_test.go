@@ -21,6 +21,7 @@ import (
 	"understudy/cbor"
 	"understudy/cmd/replay/replaycmd"
 	"understudy/demo"
+	"understudy/internal/seed"
 	"understudy/model"
 	"understudy/node"
 	"understudy/node/nodetest"
@@ -296,7 +297,7 @@ func TestCheckFigures(t *testing.T) {
 // need be): copies, under fresh ids, of customers' quotes stopped at every
 // page and finished, with the headers a primary writes.
 func seedQuotes(ctx context.Context, t *testing.T, nc *nats.Conn, n int) error {
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(seed.MaxPending))
 	if err != nil {
 		return err
 	}
@@ -309,49 +310,13 @@ func seedQuotes(ctx context.Context, t *testing.T, nc *nats.Conn, n int) error {
 			templates = append(templates, quote(t, demo.Registry(), sessionID(byte(i)), i, 0, pages))
 		}
 	}
-	var futures []jetstream.PubAckFuture
-	settle := func() error {
-		select {
-		case <-js.PublishAsyncComplete():
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		for _, f := range futures {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				return err
-			}
-		}
-		futures = futures[:0]
-		return nil
-	}
 	start := time.Now()
-	for i := range n {
-		s := *templates[i%len(templates)] // shares the pool: only read
+	randomID := func(int) model.SessionID {
 		var b [16]byte
 		rand.Read(b[:])
-		s.ID = model.NewSessionID(b)
-		data, err := cbor.Marshal(&s)
-		if err != nil {
-			return err
-		}
-		subject, err := broker.Subjects{}.SessionSubject(string(s.ID))
-		if err != nil {
-			return err
-		}
-		meta := snapshot.Meta{Session: s.ID, Epoch: s.Epoch, Seq: s.Seq, Node: s.Node, Format: cbor.FormatVersion}
-		f, err := js.PublishMsgAsync(&nats.Msg{Subject: subject, Header: meta.Header(data), Data: data})
-		if err != nil {
-			return err
-		}
-		if futures = append(futures, f); len(futures) == 4096 {
-			if err := settle(); err != nil {
-				return err
-			}
-		}
+		return model.NewSessionID(b)
 	}
-	if err := settle(); err != nil {
+	if _, err := seed.Sessions(ctx, js, broker.Subjects{}, templates, n, randomID, func(done int) { t.Logf("wrote %d of %d sessions", done, n) }); err != nil {
 		return err
 	}
 	t.Logf("wrote %d sessions in %v", n, time.Since(start).Round(time.Millisecond))
