@@ -140,18 +140,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, http.StatusBadRequest, "bad_body", "The request could not be read.")
 		return
 	}
+	// The body is buffered so that every attempt sends it again: each
+	// gets a reader of its own from GetBody, which the proxy's clone of
+	// the request keeps.
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	r.ContentLength = int64(len(body))
 	// One id per client request, kept by its retries (see
 	// wire.HeaderRequest); never the client's own.
 	r.Header.Set(wire.HeaderRequest, requestID())
-	r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, body))
 	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 	g.proxy.ServeHTTP(rec, r)
 	g.met.requests.WithLabelValues(fmt.Sprint(rec.code)).Inc()
 	g.met.requestSeconds.Observe(time.Since(start).Seconds())
 }
-
-type bodyKey struct{}
 
 // requestID draws a fresh random request id.
 func requestID() string {
@@ -224,7 +226,6 @@ var errBusy = errors.New("the primary is busy")
 
 func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 	g := t.g
-	body, _ := req.Context().Value(bodyKey{}).([]byte)
 	deadline := time.Now().Add(g.cfg.WaitFor)
 	var busySince time.Time
 	for attempt := 0; ; attempt++ {
@@ -236,7 +237,7 @@ func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil || target.Host == "" {
 			return nil, fmt.Errorf("owner %s has address %q: %w", owner.Owner, owner.Address, errNoOwner)
 		}
-		resp, retry, err := g.attempt(req, body, owner, target)
+		resp, retry, err := g.attempt(req, owner, target)
 		if !retry {
 			return resp, err
 		}
@@ -259,7 +260,7 @@ func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // attempt sends the request to owner once. It reports whether to retry.
-func (g *Gateway) attempt(req *http.Request, body []byte, owner group.Entry, target *url.URL) (*http.Response, bool, error) {
+func (g *Gateway) attempt(req *http.Request, owner group.Entry, target *url.URL) (*http.Response, bool, error) {
 	ctx, cancel := context.WithTimeout(req.Context(), g.cfg.Attempt)
 	// A request waiting on an owner that is replaced (a paused primary) is
 	// abandoned and retried on the new one: the interaction sequence
@@ -284,9 +285,12 @@ func (g *Gateway) attempt(req *http.Request, body []byte, owner group.Entry, tar
 	}()
 	out := req.Clone(ctx)
 	out.URL.Scheme, out.URL.Host, out.Host = target.Scheme, target.Host, target.Host
-	out.Body = io.NopCloser(bytes.NewReader(body))
-	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	out.ContentLength = int64(len(body))
+	out.Body, out.ContentLength = http.NoBody, 0
+	if req.GetBody != nil && req.ContentLength > 0 {
+		// A fresh reader of the buffered body (see ServeHTTP).
+		out.Body, _ = req.GetBody()
+		out.ContentLength = req.ContentLength
+	}
 	resp, err := g.tr.RoundTrip(out)
 	close(stop)
 	if err != nil {
