@@ -47,6 +47,9 @@ var (
 	ErrLimit = errors.New("session limit")
 	// ErrStepFailed: a simple step's function returned an error.
 	ErrStepFailed = errors.New("step failed")
+	// ErrCannotMove: a step back from the first page, or a change from a
+	// page that is not a review or to a page it does not list.
+	ErrCannotMove = errors.New("cannot go to that page")
 )
 
 // StepError is an error about one step of one session. It names both, so an
