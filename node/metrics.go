@@ -239,11 +239,17 @@ func (q *quarantineSet) add(id model.SessionID) {
 // ended (erased by an operator) is no longer counted.
 func (q *quarantineSet) count(held map[model.SessionID]error, ended func(model.SessionID) bool) int {
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	n := len(held)
+	ids := make([]model.SessionID, 0, len(q.ids))
 	for id := range q.ids {
-		if ended(id) {
+		ids = append(ids, id)
+	}
+	q.mu.Unlock()
+	n := len(held)
+	for _, id := range ids {
+		if ended(id) { // asked without q.mu: ended takes the session table's lock
+			q.mu.Lock()
 			delete(q.ids, id)
+			q.mu.Unlock()
 			continue
 		}
 		if _, ok := held[id]; !ok {

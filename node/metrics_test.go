@@ -35,6 +35,17 @@ func metricLine(text, name, value string) bool {
 	return false
 }
 
+// grepLines returns the lines of text that contain what.
+func grepLines(text, what string) string {
+	var b strings.Builder
+	for line := range strings.Lines(text) {
+		if strings.Contains(line, what) {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
 // TestMetrics: labelled counters are there from the start at 0; the
 // connection, catch-up and lag gauges say how the node stands; a session
 // that cannot be restored is counted by its reason and among those
