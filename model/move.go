@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -178,10 +179,22 @@ func (r *Run) rewindRemembering(id StepID, res *resume) {
 			}
 		}
 	}
-	slices.Sort(dropped)
-	for _, s := range dropped {
-		if st, ok := r.s.Pool.Interactive[s]; ok && len(st.Params) > 0 {
-			res.remember(r.location(s), r.occurrence(s), st.Params)
+	if len(dropped) > 0 {
+		// Every page's location and occurrence, in one pass over the pages
+		// in the order they were created.
+		ids := slices.Sorted(maps.Keys(r.s.Pool.Interactive))
+		seen := map[string]int{}
+		occ := make(map[StepID]int, len(ids))
+		locs := make(map[StepID]string, len(ids))
+		for _, sid := range ids {
+			loc := r.location(sid)
+			locs[sid], occ[sid] = loc, seen[loc]
+			seen[loc]++
+		}
+		for _, s := range dropped {
+			if st, ok := r.s.Pool.Interactive[s]; ok && len(st.Params) > 0 {
+				res.remember(locs[s], occ[s], st.Params)
+			}
 		}
 	}
 	r.rewind(id)
