@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -221,7 +222,10 @@ func TestBackSurvivesAFailover(t *testing.T) {
 	proxy := brokertest.NewProxy(t, strings.TrimPrefix(srv.URL(), "nats://"))
 	var armed atomic.Bool
 	var a *running
-	a = start(t, srv, "a", node.RolePrimary, func(c *node.Config) {
+	// A lease long enough that a loaded machine does not lose it before
+	// the test cuts a off on purpose.
+	lease := func(c *node.Config) { c.Group.Lease, c.Group.Heartbeat = 2*time.Second, 400*time.Millisecond }
+	a = start(t, srv, "a", node.RolePrimary, lease, func(c *node.Config) {
 		c.NATS.URL = proxy.URL()
 		c.Fault = func(point string) {
 			if point != "after-publish" || !armed.CompareAndSwap(true, false) {
@@ -233,7 +237,7 @@ func TestBackSurvivesAFailover(t *testing.T) {
 			brokertest.WaitFor(t, 10*time.Second, "a's lease to lapse", func() bool { return !member.Valid() })
 		}
 	})
-	b := start(t, srv, "b", node.RoleBackup)
+	b := start(t, srv, "b", node.RoleBackup, lease)
 	c := newClient(t, a.URL)
 	c.get()
 	c.answer(1, 0) // applicant
@@ -248,7 +252,8 @@ func TestBackSurvivesAFailover(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("step back with the lease lost after the publish: %d %+v", resp.StatusCode, p)
 	}
-	ctx := t.Context()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
 	if err := node.Member(b.Node).Claim(ctx); err != nil {
 		t.Fatal(err)
 	}
