@@ -19,10 +19,25 @@
 //	cover                 Your cover: level, voluntary excess, no-claims years
 //	extras/addons         Optional extras: breakdown cover, courtesy car, legal
 //	                      protection, protected bonus; only with comprehensive
-//	                      cover
-//	payment/method        Payment: annual or monthly, card type (a reference)
-//	payment/card/details  Card details: name on card, number, expiry
-//	confirm               Check and confirm: "I agree" must be ticked
+//	                      cover; shows the price without them
+//	check                 Check your answers (model.Review): every page so far,
+//	                      each with a Change link, and the price
+//	payment/method        Payment: annual or monthly, card type (a reference);
+//	                      shows the price
+//	payment/card/details  Card details: name on card, number, expiry (a card
+//	                      that has expired by the time of the interaction is
+//	                      refused)
+//	confirm               Check and confirm: "I agree" must be ticked; shows
+//	                      the price, the first payment and the card
+//
+// Every page after the first has a Back link, and the check page a Change
+// link per section, which returns to it once the page is answered again
+// (model.Engine.Back and Change). The finished quote shows the policy
+// number, its dates and what was paid, and what happens next
+// (model.Application.Ending, WhatNext). Fields carry autocomplete tokens
+// (name, email, bday, tel, address-line1, address-level2, postal-code,
+// cc-name, cc-number, cc-exp), so a browser fills them and a client that
+// reads only the markup can too.
 //
 // Between the pages, simple steps price the quote ("price": from the car's
 // value and insurance group, the drivers' ages, experience and claims, its

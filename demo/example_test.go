@@ -43,6 +43,7 @@ func Example() {
 	// drivers/driver        Drivers
 	// cover                 Your cover
 	// extras/addons         Optional extras
+	// check                 Check your answers
 	// payment/method        Payment
 	// payment/card/details  Card details
 	// confirm               Check and confirm

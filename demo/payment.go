@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"understudy/model"
 )
@@ -34,7 +35,8 @@ func payment(card *model.Application) *model.Application {
 			// nothing priced so far depends on it.
 			model.Pick("provider", ProviderType).Label("Card type").Required().OnStale(model.Reload),
 		).Title("Payment").
-			Intro("Choose how to pay. We authorize your card for the first payment now and take it only when you confirm."),
+			Intro("Choose how to pay. We authorize your card for the first payment now and take it only when you confirm.").
+			Shows(model.Show("Price for the year", "amount").Money("£")),
 		model.Simple("schedule", schedule),
 		model.Call("card", card),
 		model.Simple("authorize", authorize),
@@ -49,11 +51,13 @@ func Card() *model.Application { return cardApp() }
 func card() *model.Application {
 	return model.App(CardAppName, 1,
 		model.Interactive("details",
-			model.Text("holder").Label("Name on card").Required().MaxLen(70),
+			model.Text("holder").Label("Name on card").Required().MaxLen(70).Autocomplete("cc-name"),
 			model.Text("number").Label("Card number").Help("The long number on the front of your card.").
-				Required().MaxLen(23).Check(cardNumber).Keep(truncatePAN),
+				Required().MaxLen(23).Check(cardNumber).Keep(truncatePAN).
+				Autocomplete("cc-number").InputMode("numeric"),
 			model.Text("expiry").Label("Expiry date").Help("MM/YY, as printed on the card.").
-				Required().MaxLen(5).Pattern(expiryRE, "Enter the expiry date as MM/YY, like 08/29."),
+				Required().MaxLen(5).Pattern(expiryRE, "Enter the expiry date as MM/YY, like 08/29.").
+				CheckAt(notExpired).Autocomplete("cc-exp"),
 		).Title("Card details").
 			Intro("Enter the card you want to pay with. It is authorized for the first payment now, and charged only when you confirm."),
 		model.Simple("mask", mask),
@@ -125,6 +129,21 @@ func authorize(ctx model.Context, st *model.State) error {
 	st.Set("status", model.StringVal("authorized"))
 	st.Set("at", model.TimeVal(ctx.Now()))
 	return nil
+}
+
+// notExpired refuses a card whose expiry month (MM/YY, already checked by
+// the pattern) has passed by the time of the interaction: a card is valid
+// to the end of the month printed on it.
+func notExpired(v model.Value, now time.Time) string {
+	var month, year int
+	if _, err := fmt.Sscanf(v.Str(), "%d/%d", &month, &year); err != nil {
+		return "Enter the expiry date as MM/YY, like 08/29."
+	}
+	end := time.Date(2000+year, time.Month(month)+1, 1, 0, 0, 0, 0, time.UTC)
+	if !now.Before(end) {
+		return "This card has expired: use a card that is still valid."
+	}
+	return ""
 }
 
 // cardNumber checks a card number: digits (spaces and dashes allowed

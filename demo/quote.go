@@ -26,6 +26,7 @@ const (
 	StepDriver    = "drivers/driver" // once per driver
 	StepCover     = "cover"
 	StepAddons    = "extras/addons" // only with comprehensive cover
+	StepCheck     = "check"         // check your answers
 	StepMethod    = "payment/method"
 	StepCard      = "payment/card/details"
 	StepConfirm   = "confirm"
@@ -67,18 +68,18 @@ func quote(payment *model.Application) *model.Application {
 	return model.App(AppName, AppVersion,
 		model.Interactive("applicant",
 			model.Text("name").Label("Full name").Help("As it appears on your driving licence.").
-				Required().MinLen(2).MaxLen(80),
+				Required().MinLen(2).MaxLen(80).Autocomplete("name"),
 			model.Email("email").Label("Email address").Help("We send your quote and your policy documents here.").
 				Required(),
-			model.Date("born").Label("Date of birth").Help("You must be 18 or over to take out a policy.").
-				Required().After(longAgo).MinAge(18),
+			model.Date("born").Label("Date of birth").Help("You must be 18 or over to take out a policy. For example, 27 3 1990.").
+				Required().After(longAgo).MinAge(18).Autocomplete("bday"),
 			model.Text("phone").Label("Phone number").Help("Optional: only used if we need to check something with you.").
-				MaxLen(20).Pattern(phoneRE, "Enter a phone number in digits, like 020 7946 0958."),
+				MaxLen(20).Pattern(phoneRE, "Enter a phone number in digits, like 020 7946 0958.").InputType("tel"),
 			model.Text("street").Label("Address").Help("House number or name, and street.").
-				Required().MaxLen(100),
-			model.Text("city").Label("Town or city").Required().MaxLen(60),
+				Required().MaxLen(100).Autocomplete("address-line1"),
+			model.Text("city").Label("Town or city").Required().MaxLen(60).Autocomplete("address-level2"),
 			model.Text("postcode").Label("Postcode").Required().MaxLen(8).
-				Pattern(postcodeRE, "Enter a UK postcode, like SW1A 1AA."),
+				Pattern(postcodeRE, "Enter a UK postcode, like SW1A 1AA.").Autocomplete("postal-code"),
 		).Title("About you").
 			Intro("Let's start with the person taking out the policy. We use these details to price your cover and to send you your documents."),
 
@@ -109,8 +110,10 @@ func quote(payment *model.Application) *model.Application {
 		model.Repeat("drivers",
 			model.Interactive("driver",
 				model.Text("name").Label("Driver's full name").Required().MinLen(2).MaxLen(80),
-				model.Date("born").Label("Date of birth").Help("Drivers must be 17 or over.").
-					Required().After(longAgo).MinAge(17),
+				// A driver's birthday: the first driver is usually the
+				// policyholder, whose own the browser offers.
+				model.Date("born").Label("Date of birth").Help("Drivers must be 17 or over. For example, 27 3 1990.").
+					Required().After(longAgo).MinAge(17).Autocomplete("bday"),
 				model.Int("licensed").Label("Years with a full driving licence").Help("Enter 0 if less than a year.").
 					Required().Min(0).Max(80),
 				model.Int("claims").Label("Claims or accidents in the last 5 years").Help("Count every one, whoever was at fault.").
@@ -122,7 +125,8 @@ func quote(payment *model.Application) *model.Application {
 					model.Opt("other", "Someone else")).
 					Label("Relationship to the policyholder").Required(),
 				model.Bool("another").Label("Add another driver").
-					Help("Tick to tell us about someone else who will drive the car (up to "+strconv.Itoa(MaxDrivers)+" drivers)."),
+					Help("Tick to tell us about someone else who will drive the car (up to "+strconv.Itoa(MaxDrivers)+" drivers).").
+					FlowControl(),
 			).Title("Drivers").
 				Intro("Tell us about everyone who will drive the car, starting with the main driver, usually you."),
 			model.While("another")).Max(MaxDrivers),
@@ -156,9 +160,16 @@ func quote(payment *model.Application) *model.Application {
 					Help("Up to £100,000 of legal costs to recover what an accident you did not cause cost you."),
 				model.Bool("protectBonus").Label("Protect my no-claims bonus, £30"),
 			).Title("Optional extras").
-				Intro("Your comprehensive cover can be extended. Prices are for the year and include insurance premium tax.")),
+				Intro("Your comprehensive cover can be extended. Prices are for the year and include insurance premium tax.").
+				Shows(model.Show("Your price for the year, without extras", "price.premium").Money("£"))),
 
 		model.Simple("total", total),
+
+		model.Review("check").
+			Intro("Check what you told us before you pay. Your price depends on every answer: change one and it is worked out again.").
+			Shows(model.Show("Your price for the year", "total.annual").Money("£"),
+				model.Show("Of which optional extras", "total.addons").Money("£"),
+				model.Show("Quote reference", "price.reference")),
 
 		model.Call("payment", payment).
 			With("amount", "total.annual").
@@ -169,10 +180,21 @@ func quote(payment *model.Application) *model.Application {
 				Help("Giving wrong details can invalidate your policy.").Required(),
 			model.Bool("marketing").Label("Email me about offers and my renewal"),
 		).Title("Check and confirm").
-			Intro("Your card has been authorized for the first payment but not yet charged. Check the summary: when you confirm, your cover starts and the payment is taken."),
+			Intro("Your card has been authorized for the first payment but not yet charged. When you confirm, your cover starts and the payment is taken.").
+			Shows(model.Show("Price for the year", "payment.schedule.payable").Money("£"),
+				model.Show("Taken when you confirm", "payment.schedule.firstPayment").Money("£"),
+				model.Show("Paid with", "payment.authorize.paidWith")),
 
 		model.Simple("policy", issuePolicy),
-	).Title("Car insurance quote")
+	).Title("Car insurance quote").
+		Ending("Your car is insured",
+			model.Show("Policy number", "policy.number"),
+			model.Show("Cover starts", "policy.starts"),
+			model.Show("Cover ends", "policy.ends"),
+			model.Show("Paid today", "policy.charged").Money("£")).
+		WhatNext("We have emailed your policy documents and your certificate of motor insurance. Keep the certificate: it is your proof of cover.",
+			"If you chose to pay monthly, the remaining 11 instalments are taken from the same card on the same day each month.",
+			"Your policy renews in a year. We will write to you a month before, and you can change or cancel it at any time.")
 }
 
 // issuePolicy ends the quote: the cover starts today and the authorized

@@ -125,7 +125,7 @@ func TestQuoteWithSQLite(t *testing.T) {
 
 	s.until("", answers(0, 2))
 	want := []string{demo.StepApplicant, demo.StepVehicle, demo.StepDriver, demo.StepDriver, demo.StepCover,
-		demo.StepAddons, demo.StepMethod, demo.StepCard, demo.StepConfirm}
+		demo.StepAddons, demo.StepCheck, demo.StepMethod, demo.StepCard, demo.StepConfirm}
 	if !slices.Equal(s.steps, want) {
 		t.Errorf("pages %q, want %q", s.steps, want)
 	}
@@ -175,7 +175,7 @@ func TestValidation(t *testing.T) {
 		{demo.StepApplicant, "email", "ada@", "e-mail address"},
 		{demo.StepApplicant, "email", "Ada <ada@example.com>", "e-mail address"},
 		{demo.StepApplicant, "born", "2010-02-01", "at least 18"},
-		{demo.StepApplicant, "born", "1985-13-01", "YYYY-MM-DD"},
+		{demo.StepApplicant, "born", "1985-13-01", "real date"},
 		{demo.StepApplicant, "born", "1850-01-01", "after 1900"},
 		{demo.StepApplicant, "phone", "call me", "phone number"},
 		{demo.StepApplicant, "postcode", "12345", "UK postcode"},
@@ -199,6 +199,8 @@ func TestValidation(t *testing.T) {
 		{demo.StepCard, "number", "4111 1111 1111 1112", "not valid"},
 		{demo.StepCard, "number", "4111-1111-abcd-1111", "digits only"},
 		{demo.StepCard, "expiry", "13/29", "MM/YY"},
+		{demo.StepCard, "expiry", "01/20", "expired"},
+		{demo.StepCard, "expiry", "10/26", "expired"}, // the quote is answered in November 2026
 		{demo.StepCard, "holder", " ", "required"},
 		{demo.StepConfirm, "agree", "", "ticked"},
 	} {
@@ -594,7 +596,8 @@ func TestDefinitions(t *testing.T) {
 	if len(kinds) != 4 {
 		t.Errorf("step kinds used: %v", kinds)
 	}
-	// Every page the package documents is reachable with its answers.
+	// Every page the package documents is reachable with its answers (the
+	// check page asks nothing).
 	for _, step := range []string{demo.StepApplicant, demo.StepVehicle, demo.StepDriver, demo.StepCover,
 		demo.StepAddons, demo.StepMethod, demo.StepCard, demo.StepConfirm} {
 		if len(demo.Answers(step, 0)) == 0 {

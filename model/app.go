@@ -15,6 +15,9 @@ type Application struct {
 	name    string
 	version int
 	title   string
+	ending  string
+	endings []*Display
+	next    []string
 	root    *CompositeStep
 	paths   map[string]Step // "" is the root; "drivers/driver" a child of "drivers"
 	err     error
@@ -99,6 +102,18 @@ func joinPath(prefix, name string) string {
 
 // Title sets the application's title, shown on its pages.
 func (a *Application) Title(t string) *Application { a.title = t; return a }
+
+// Ending sets what the page shown once the application has finished says:
+// a heading ("Your car is insured") and values it displays (a policy
+// number), read from the application's state.
+func (a *Application) Ending(heading string, shows ...*Display) *Application {
+	a.ending, a.endings = heading, shows
+	return a
+}
+
+// WhatNext sets paragraphs the finished page shows under "What happens
+// next".
+func (a *Application) WhatNext(paragraphs ...string) *Application { a.next = paragraphs; return a }
 
 // Name returns the application's name.
 func (a *Application) Name() string { return a.name }

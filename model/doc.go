@@ -20,7 +20,17 @@
 //
 // Engine.Submit never modifies the Run it is given: it returns a new one. A
 // serving node keeps the old Run until the new one is safely replicated, so a
-// failed publish leaves the session as the stream holds it.
+// failed publish leaves the session as the stream holds it. Engine.Back and
+// Engine.Change, a step back and a change from a Review page, are
+// interactions in the same way: checked against the sequence, they advance
+// it and return a new Run. What they discard is kept in the session itself
+// (its snapshot carries it), so a backup fills in and answers again exactly
+// what the primary would have.
+//
+// A Page describes its fields as a browser needs them (PageField: control,
+// autocomplete token, lengths, pattern, bounds, a date's day, month and year
+// inputs) so that the markup can help and check what the engine enforces;
+// the engine enforces it whatever a client sends.
 //
 // # Writing an application
 //

@@ -112,15 +112,7 @@ func (e *Engine) Start(ctx context.Context, b Begin) (*Run, error) {
 // caller shows the page again with its messages). All are *StepErrors naming
 // the session, except *InvalidInputError which names it itself.
 func (e *Engine) Submit(ctx context.Context, r *Run, in Input) (*Run, error) {
-	s := r.s
-	if s.Finished() {
-		return nil, &StepError{Session: s.ID, App: key(s.App, s.Version), Err: ErrFinished}
-	}
-	if in.Seq != s.Seq {
-		return nil, &StepError{Session: s.ID, App: key(s.App, s.Version),
-			Err: fmt.Errorf("%w: page at %d, session at %d", ErrStaleInteraction, in.Seq, s.Seq)}
-	}
-	wid, step, err := r.waiting()
+	wid, step, err := r.accept(in)
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +140,7 @@ func (e *Engine) Submit(ctx context.Context, r *Run, in Input) (*Run, error) {
 	if _, err := x.enter(n.s.Root); err != nil {
 		return nil, err
 	}
+	x.saveResume()
 	return n, nil
 }
 
@@ -161,11 +154,14 @@ func (e *Engine) parse(ctx context.Context, r *Run, id StepID, step *Interactive
 			bad = &InvalidInputError{Session: r.s.ID, Step: r.location(id), Fields: map[string]string{}, Input: map[string]string{}}
 		}
 		bad.Fields[f.name] = msg
+		keepInput(bad.Input, f, form)
 		bad.Input[f.name] = raw
 	}
 	for _, f := range step.fields {
 		raw := ""
-		if vs := form[f.name]; len(vs) > 0 {
+		if f.typ == DateField {
+			raw, _ = dateRaw(form, f.name)
+		} else if vs := form[f.name]; len(vs) > 0 {
 			raw = vs[0]
 		}
 		v, msg := f.parse(raw, now)
@@ -190,15 +186,27 @@ func (e *Engine) parse(ctx context.Context, r *Run, id StepID, step *Interactive
 	}
 	if bad != nil {
 		for _, f := range step.fields {
-			if _, ok := bad.Input[f.name]; !ok {
-				if vs := form[f.name]; len(vs) > 0 && len(vs[0]) <= MaxInputLen {
-					bad.Input[f.name] = vs[0]
-				}
+			if _, ok := bad.Fields[f.name]; !ok {
+				keepInput(bad.Input, f, form)
 			}
 		}
 		return nil, nil, bad
 	}
 	return values, entities, nil
+}
+
+// keepInput records what the user sent for field f, to show it again on a
+// refused page: its value, or a date's day, month and year.
+func keepInput(into map[string]string, f *Field, form map[string][]string) {
+	keys := []string{f.name}
+	if f.typ == DateField {
+		keys = append(keys, f.name+DaySuffix, f.name+MonthSuffix, f.name+YearSuffix)
+	}
+	for _, k := range keys {
+		if vs := form[k]; len(vs) > 0 && len(vs[0]) <= MaxInputLen {
+			into[k] = vs[0]
+		}
+	}
 }
 
 func (e *Engine) resolve(ctx context.Context, ref Ref) (Entity, error) {
@@ -217,9 +225,10 @@ func (e *Engine) resolve(ctx context.Context, ref Ref) (Entity, error) {
 
 // exec advances one run: it creates step instances and runs simple steps.
 type exec struct {
-	ctx context.Context
-	run *Run
-	now time.Time
+	ctx    context.Context
+	run    *Run
+	now    time.Time
+	resume *resume // what going back discarded; read when first needed
 }
 
 func (x *exec) fail(id StepID, err error) error {
@@ -256,7 +265,10 @@ func (x *exec) enter(id StepID) (waiting bool, err error) {
 	b := x.run.defs[id]
 	switch def := b.def.(type) {
 	case *InteractiveStep:
-		return !p.Interactive[id].Done, nil
+		if p.Interactive[id].Done {
+			return false, nil
+		}
+		return x.fill(id, def), nil
 
 	case *SimpleStep:
 		st := p.Simple[id]

@@ -50,6 +50,9 @@ var (
 	// ErrMigration: a registered migration returned an error or panicked,
 	// or the session it made does not fit the target version's definition.
 	ErrMigration = errors.New("migration failed")
+	// ErrCannotMove: a step back from the first page, or a change from a
+	// page that is not a review or to a page it does not list.
+	ErrCannotMove = errors.New("cannot go to that page")
 )
 
 // StepError is an error about one step of one session. It names both, so an

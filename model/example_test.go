@@ -72,3 +72,58 @@ func Example() {
 	// resumes at pets/pet, interaction 2
 	// true Welcome, Ada, and your 2 pets.
 }
+
+// ExampleEngine_Change shows a check-your-answers page (Review) with a
+// value computed before it (Show), a change from it that returns to it, and
+// a step back.
+func ExampleEngine_Change() {
+	order := model.App("order", 1,
+		model.Interactive("size", model.Choice("size", model.Opt("s", "Small"), model.Opt("l", "Large")).Label("Size").Required()).Title("Size"),
+		model.Interactive("gift", model.Bool("wrap").Label("Gift wrap")).Title("Gift"),
+		model.Simple("price", func(ctx model.Context, st *model.State) error {
+			p := int64(1000)
+			if st.Get("size.size").Str() == "l" {
+				p = 1500
+			}
+			st.Set("total", model.DecimalVal(p, 2))
+			return nil
+		}),
+		model.Review("check").Shows(model.Show("Total", "price.total").Money("£")),
+	)
+	eng := model.NewEngine(model.NewRegistry().MustRegister(order), nil)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	in := func(run *model.Run, form url.Values) model.Input {
+		return model.Input{Seq: run.Seq(), Values: form, Now: now, Node: "primary", Epoch: 1}
+	}
+	show := func(run *model.Run) *model.Page {
+		pg, _ := eng.Page(ctx, run)
+		fmt.Printf("seq %d: %s", pg.Seq, pg.StepTitle)
+		for _, d := range pg.Display {
+			fmt.Printf(", %s %s", d.Label, d.Value)
+		}
+		fmt.Println()
+		return pg
+	}
+	run, _ := eng.Start(ctx, model.Begin{App: "order", Session: model.NewSessionID([16]byte{5}), Now: now})
+	run, _ = eng.Submit(ctx, run, in(run, url.Values{"size": {"s"}}))
+	run, _ = eng.Submit(ctx, run, in(run, url.Values{"wrap": {"on"}}))
+	pg := show(run)
+
+	// Change the size: the user answers that page again and is back here.
+	run, _ = eng.Change(ctx, run, in(run, nil), pg.Review[0].Change)
+	show(run)
+	run, _ = eng.Submit(ctx, run, in(run, url.Values{"size": {"l"}}))
+	show(run)
+
+	// A step back is an interaction too: the gift page, still ticked.
+	run, _ = eng.Back(ctx, run, in(run, nil))
+	pg = show(run)
+	fmt.Println("gift wrap:", pg.Fields[0].Value)
+	// Output:
+	// seq 2: Check your answers, Total £10.00
+	// seq 3: Size
+	// seq 4: Check your answers, Total £15.00
+	// seq 5: Gift
+	// gift wrap: on
+}

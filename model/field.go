@@ -56,8 +56,8 @@ const (
 
 // Option is one choice of a choice field.
 type Option struct {
-	Value string
-	Label string
+	Value string `json:"value"`
+	Label string `json:"label"`
 }
 
 // Opt returns an option.
@@ -66,6 +66,11 @@ func Opt(value, label string) Option { return Option{Value: value, Label: label}
 // Check is a custom validation rule: it returns a message for the user, or ""
 // when v is acceptable.
 type Check func(v Value) string
+
+// CheckAt is a custom validation rule that depends on the time of the
+// interaction (a card that has expired): now is the time passed in with the
+// input, so replays decide the same way.
+type CheckAt func(v Value, now time.Time) string
 
 // Field describes one input of an interactive step. Build fields with Text,
 // Email, Int, Decimal, Bool, Date, Choice and Pick and refine them with the
@@ -87,7 +92,13 @@ type Field struct {
 	entity            string
 	stale             StaleRule
 	checks            []Check
+	checksAt          []CheckAt
 	keep              func(Value) Value
+
+	// What the markup says (see PageField): the control and the help a
+	// browser gives. The server never relies on them.
+	input, inputMode, autocomplete, htmlPattern string
+	flow                                        bool
 }
 
 func newField(name string, t FieldType) *Field { return &Field{name: name, typ: t} }
@@ -174,6 +185,38 @@ func (f *Field) OnStale(r StaleRule) *Field { f.stale = r; return f }
 // Check adds a custom rule.
 func (f *Field) Check(c Check) *Field { f.checks = append(f.checks, c); return f }
 
+// CheckAt adds a custom rule that reads the interaction's time.
+func (f *Field) CheckAt(c CheckAt) *Field { f.checksAt = append(f.checksAt, c); return f }
+
+// Autocomplete sets the field's autocomplete token, which tells a browser
+// what to fill it with ("name", "postal-code", "cc-number", "bday"; see the
+// HTML standard's autofill field names). Default: "email" for an Email
+// field, "tel" for a field whose input type is "tel", none otherwise. A
+// date's token is given to its day, month and year inputs with "-day",
+// "-month" and "-year" appended ("bday" makes "bday-day"...).
+func (f *Field) Autocomplete(token string) *Field { f.autocomplete = token; return f }
+
+// InputType sets the control a page shows for the field instead of the
+// default for its kind: "tel" or "text" for a text field, "text" for a
+// number that is a code rather than a quantity, "radio" or "select" for a
+// choice (default: radios for up to MaxRadios options, a select above).
+func (f *Field) InputType(t string) *Field { f.input = t; return f }
+
+// InputMode sets the keyboard a phone shows ("numeric", "decimal", "tel",
+// "email"). Default: none, or "numeric" for a whole number shown as text.
+func (f *Field) InputMode(m string) *Field { f.inputMode = m; return f }
+
+// HTMLPattern sets the pattern attribute the markup carries (an
+// ECMAScript regular expression, matched against the whole value) when
+// the one derived from Pattern's regular expression is not wanted, or
+// when a Check enforces a rule a pattern can describe. "" derives it.
+func (f *Field) HTMLPattern(p string) *Field { f.htmlPattern = p; return f }
+
+// FlowControl marks a field that steers the flow rather than answers a
+// question (an "add another driver" tick box): summaries and the check
+// page leave it out. It is kept in the state like any other value.
+func (f *Field) FlowControl() *Field { f.flow = true; return f }
+
 // Keep stores fn(v) instead of what the user typed, once it is valid: what
 // must not be kept whole (a card number) is reduced before it enters the
 // state, and so never reaches a snapshot. fn must return a value of the
@@ -216,7 +259,7 @@ func (f *Field) parse(raw string, now time.Time) (Value, string) {
 		if f.required && !b {
 			return Null, "This must be ticked to continue."
 		}
-		return f.check(BoolVal(b))
+		return f.check(BoolVal(b), now)
 	}
 	if strings.TrimSpace(raw) == "" {
 		if f.required {
@@ -237,13 +280,13 @@ func (f *Field) parse(raw string, now time.Time) (Value, string) {
 		if f.pattern != nil && !f.pattern.MatchString(raw) {
 			return Null, f.patternMsg
 		}
-		return f.check(StringVal(raw))
+		return f.check(StringVal(raw), now)
 	case EmailField:
 		a, err := mail.ParseAddress(raw)
 		if err != nil || a.Name != "" || a.Address != raw || len(raw) > 254 {
 			return Null, "Enter an e-mail address like name@example.com."
 		}
-		return f.check(StringVal(raw))
+		return f.check(StringVal(raw), now)
 	case IntField:
 		n, err := strconv.ParseInt(raw, 10, 64)
 		if err != nil {
@@ -252,7 +295,7 @@ func (f *Field) parse(raw string, now time.Time) (Value, string) {
 		if msg := f.bounds(n, 0); msg != "" {
 			return Null, msg
 		}
-		return f.check(IntVal(n))
+		return f.check(IntVal(n), now)
 	case DecimalField:
 		u, err := ParseDecimal(raw, f.scale)
 		if err != nil {
@@ -261,11 +304,11 @@ func (f *Field) parse(raw string, now time.Time) (Value, string) {
 		if msg := f.bounds(u, f.scale); msg != "" {
 			return Null, msg
 		}
-		return f.check(DecimalVal(u, f.scale))
+		return f.check(DecimalVal(u, f.scale), now)
 	case DateField:
-		t, err := time.Parse(time.DateOnly, raw)
-		if err != nil {
-			return Null, "Enter a date as YYYY-MM-DD."
+		t, msg := parseDate(raw)
+		if msg != "" {
+			return Null, msg
 		}
 		if !f.before.IsZero() && !t.Before(f.before) {
 			return Null, "Enter a date before " + f.before.Format(time.DateOnly) + "."
@@ -276,11 +319,11 @@ func (f *Field) parse(raw string, now time.Time) (Value, string) {
 		if f.minAge > 0 && t.AddDate(f.minAge, 0, 0).After(now) {
 			return Null, fmt.Sprintf("You must be at least %d years old.", f.minAge)
 		}
-		return f.check(TimeVal(t))
+		return f.check(TimeVal(t), now)
 	case ChoiceField:
 		for _, o := range f.options {
 			if o.Value == raw {
-				return f.check(StringVal(raw))
+				return f.check(StringVal(raw), now)
 			}
 		}
 		return Null, "Choose one of the options."
@@ -316,9 +359,14 @@ func pow10(n uint8) int64 {
 	return p
 }
 
-func (f *Field) check(v Value) (Value, string) {
+func (f *Field) check(v Value, now time.Time) (Value, string) {
 	for _, c := range f.checks {
 		if msg := c(v); msg != "" {
+			return Null, msg
+		}
+	}
+	for _, c := range f.checksAt {
+		if msg := c(v, now); msg != "" {
 			return Null, msg
 		}
 	}
@@ -345,4 +393,70 @@ func (f *Field) format(v Value) string {
 		return r.ID
 	}
 	return v.String()
+}
+
+// The inputs of a date, as a form sends them: a date field "born" is
+// entered as born-day, born-month and born-year (see PageField.Parts).
+const (
+	DaySuffix   = "-day"
+	MonthSuffix = "-month"
+	YearSuffix  = "-year"
+)
+
+// dateRaw returns what the user sent for a date field: its single value
+// (a JSON client's "1985-12-10") if there is one, else its day, month and
+// year inputs as "day/month/year", or "" when all are empty.
+func dateRaw(form map[string][]string, name string) (raw string, parts bool) {
+	first := func(k string) string {
+		if vs := form[k]; len(vs) > 0 {
+			return vs[0]
+		}
+		return ""
+	}
+	if v := first(name); strings.TrimSpace(v) != "" {
+		return v, false
+	}
+	d, m, y := first(name+DaySuffix), first(name+MonthSuffix), first(name+YearSuffix)
+	if strings.TrimSpace(d+m+y) == "" {
+		return "", true
+	}
+	return strings.TrimSpace(d) + "/" + strings.TrimSpace(m) + "/" + strings.TrimSpace(y), true
+}
+
+// parseDate reads a date as ISO 8601 ("1985-12-10") or day/month/year
+// ("10/12/1985", what a page's three inputs make), and returns a message in
+// the words of the GOV.UK date pattern when it is not a real date.
+func parseDate(raw string) (time.Time, string) {
+	if t, err := time.Parse(time.DateOnly, raw); err == nil {
+		return t, ""
+	}
+	parts := strings.Split(raw, "/")
+	if len(parts) != 3 {
+		return time.Time{}, "Enter a real date, like 27 3 1990."
+	}
+	var missing []string
+	for i, p := range parts {
+		if strings.TrimSpace(p) == "" {
+			missing = append(missing, [...]string{"a day", "a month", "a year"}[i])
+		}
+	}
+	if len(missing) > 0 {
+		return time.Time{}, "The date must include " + strings.Join(missing, " and ") + "."
+	}
+	var n [3]int
+	for i, p := range parts {
+		v, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || v < 0 || strings.ContainsAny(p, "+-") {
+			return time.Time{}, "Enter the date in numbers, like 27 3 1990."
+		}
+		n[i] = v
+	}
+	if len(strings.TrimSpace(parts[2])) != 4 {
+		return time.Time{}, "Enter the year with four digits, like 1990."
+	}
+	t := time.Date(n[2], time.Month(n[1]), n[0], 0, 0, 0, 0, time.UTC)
+	if t.Day() != n[0] || int(t.Month()) != n[1] || t.Year() != n[2] {
+		return time.Time{}, "Enter a real date, like 27 3 1990."
+	}
+	return t, ""
 }

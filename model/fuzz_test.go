@@ -62,10 +62,11 @@ func FuzzParseSessionID(f *testing.F) {
 
 // FuzzSubmit feeds the engine arbitrary form bodies, as the node parses
 // them from a POST, at every page of the quote and at stale or future
-// sequences. A submission is applied (the next page renders, and the
-// session's data materializes again), refused as invalid with a message
-// per field of the page, or refused with an error that names the session;
-// nothing panics.
+// sequences; a body that asks for it (_action=back, or change with
+// _change) goes to Back or Change, as the node sends it. A submission is
+// applied (the next page renders, and the session's data materializes
+// again), refused as invalid with a message per field of the page, or
+// refused with an error that names the session; nothing panics.
 func FuzzSubmit(f *testing.F) {
 	eng := modeltest.Engine()
 	stops := []string{"applicant", "vehicle", "drivers/driver/who", "drivers/driver/more", "payment/method", "payment/card/details", "confirm", ""}
@@ -93,6 +94,8 @@ func FuzzSubmit(f *testing.F) {
 		"", "name=&email=", "name=%00%ff&born=9999-99-99", "born=1900-01-01&born=2020-01-01", "mileage=-1&car=v9",
 		"mileage=99999999999999999999&years=1e9", "number=4111111111111111&expires=1999-01-01", "agree=maybe",
 		"car=../../etc/passwd", "plan=" + strings.Repeat("x", 5000), "%zz=1&a;b=2", "another=on&another=off",
+		"_action=back", "_action=change&_change=2", "_action=change&_change=99999999999", "born-day=31&born-month=2&born-year=1985",
+		"born-day=1&born-year=85", "born=1985-12-10&born-day=x",
 	} {
 		f.Add(uint8(1), int8(0), body)
 		f.Add(uint8(3), int8(0), body)
@@ -106,7 +109,16 @@ func FuzzSubmit(f *testing.F) {
 			return // the node answers 400 before the engine sees it
 		}
 		seq := run.Seq() + uint64(int64(delta))
-		next, err := eng.Submit(ctx, run, model.Input{Seq: seq, Values: values, Now: modeltest.Epoch.Add(time.Hour), Node: "n1", Epoch: 1})
+		in := model.Input{Seq: seq, Values: values, Now: modeltest.Epoch.Add(time.Hour), Node: "n1", Epoch: 1}
+		var next *model.Run
+		switch values.Get("_action") {
+		case "back":
+			next, err = eng.Back(ctx, run, in)
+		case "change":
+			next, err = eng.Change(ctx, run, in, values.Get("_change"))
+		default:
+			next, err = eng.Submit(ctx, run, in)
+		}
 		var bad *model.InvalidInputError
 		switch {
 		case err == nil:
@@ -135,7 +147,7 @@ func FuzzSubmit(f *testing.F) {
 			}
 			switch {
 			case errors.Is(err, model.ErrStaleInteraction), errors.Is(err, model.ErrFinished),
-				errors.Is(err, model.ErrStepFailed), errors.Is(err, model.ErrLimit):
+				errors.Is(err, model.ErrStepFailed), errors.Is(err, model.ErrLimit), errors.Is(err, model.ErrCannotMove):
 			default:
 				t.Fatalf("an unexpected error: %v", err)
 			}

@@ -161,7 +161,7 @@ func (r *Run) valueDepth(id StepID, depth int) Value {
 				return Value{kind: KindList, x: out}
 			}
 		}
-		m := slices.Clone(c.Params)
+		m := slices.DeleteFunc(slices.Clone(c.Params), func(p Param) bool { return reserved(p.Name) })
 		for _, ch := range c.Children {
 			if h := r.header(ch); h != nil {
 				m.Set(lastName(h.Path), r.valueDepth(ch, depth+1))

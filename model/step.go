@@ -53,6 +53,8 @@ type Step interface {
 type InteractiveStep struct {
 	name, title, intro, template string
 	fields                       []*Field
+	shows                        []*Display
+	review                       bool
 }
 
 // Interactive defines a page with the given fields. A page with no fields is
@@ -66,6 +68,25 @@ func (s *InteractiveStep) Title(t string) *InteractiveStep { s.title = t; return
 
 // Intro sets a paragraph shown under the heading.
 func (s *InteractiveStep) Intro(t string) *InteractiveStep { s.intro = t; return s }
+
+// Shows adds values the page displays but the user does not enter (see
+// Display): a price before the user pays.
+func (s *InteractiveStep) Shows(d ...*Display) *InteractiveStep {
+	s.shows = append(s.shows, d...)
+	return s
+}
+
+// Review defines a "check your answers" page: it lists every page answered
+// before it, section by section, each with a way to change it
+// (Engine.Change), which takes the user back to that page and, once it is
+// answered again, straight back here. It may have fields of its own (a
+// declaration to tick).
+func Review(name string, fields ...*Field) *InteractiveStep {
+	return &InteractiveStep{name: name, title: "Check your answers", fields: fields, review: true}
+}
+
+// IsReview reports whether the step is a Review page.
+func (s *InteractiveStep) IsReview() bool { return s.review }
 
 // Template names a template that renders this page instead of the generic
 // one; the serving node looks it up by this name.

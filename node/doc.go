@@ -47,4 +47,20 @@
 // model.Engine.Migrate). A session no migration can bring to a version a
 // live member reads is published as it is, counted and logged: refusing
 // would fail its user now, for a member that may never take over.
+//
+// # Pages
+//
+// The generic pages say in their markup what the server checks and how a
+// browser can help (see model.PageField): a field's type, autocomplete
+// token, lengths, pattern and bounds, its hint and error tied to it with
+// aria-describedby, an error summary at the top of a page that refused its
+// answers and "Error: " before its title. Every page after the first has a
+// Back button, and a review page (model.Review) a Change button per
+// section: forms that post _action=back, or _action=change with _change
+// set to the section, with the page's _seq and _csrf. They are
+// interactions like an answer (model.Engine.Back and Change): applied,
+// replicated and only then answered, so a step back survives a failover
+// and a stale one is never applied twice. A JSON client sends the same
+// fields. A stale or double submission is answered with the current page
+// and a notice that it was not applied again.
 package node

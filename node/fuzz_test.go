@@ -71,6 +71,10 @@ func FuzzSubmitForm(f *testing.F) {
 	f.Add(uint8(3), strings.Repeat("a=b&", 3000))
 	f.Add(uint8(1), "car=v1&car=v2&mileage=1e400&registration=%00")
 	f.Add(uint8(4), "car=v1")
+	f.Add(uint8(1), "_action=back")
+	f.Add(uint8(1), "_action=change&_change=2")
+	f.Add(uint8(0), "_seq=0&_action=back")
+	f.Add(uint8(1), "born-day=31&born-month=2&born-year=1985&_action=submit")
 
 	f.Fuzz(func(t *testing.T, mode uint8, body string) {
 		var w *httptest.ResponseRecorder

@@ -70,6 +70,17 @@ func (n *Node) Handler() http.Handler {
 	})
 }
 
+// Form values a page's own forms send besides the answers: _seq (the
+// interaction the page was rendered at), _csrf, and what the form asks
+// for when it is not an answer: a step back, or a change from the check
+// page (with the section to change).
+const (
+	formAction   = "_action"
+	formChange   = "_change"
+	actionBack   = "back"
+	actionChange = "change"
+)
+
 // unavailable answers 503 with a reason a gateway can act on.
 func (n *Node) unavailable(w http.ResponseWriter, r *http.Request, reason, msg string) {
 	w.Header().Set(HeaderUnavailable, reason)
@@ -339,7 +350,16 @@ func (n *Node) submit(w http.ResponseWriter, r *http.Request) {
 	// The interaction is applied, published and answered at the epoch the
 	// session's memory is the truth at (the answer rule).
 	epoch := s.epoch
-	next, err := n.eng.Submit(ctx, s.run, model.Input{Seq: seq, Values: r.PostForm, Now: time.Now(), Node: n.cfg.Node, Epoch: epoch})
+	in := model.Input{Seq: seq, Values: r.PostForm, Now: time.Now(), Node: n.cfg.Node, Epoch: epoch}
+	var next *model.Run
+	switch r.PostForm.Get(formAction) {
+	case actionBack:
+		next, err = n.eng.Back(ctx, s.run, in)
+	case actionChange:
+		next, err = n.eng.Change(ctx, s.run, in, r.PostForm.Get(formChange))
+	default:
+		next, err = n.eng.Submit(ctx, s.run, in)
+	}
 	var bad *model.InvalidInputError
 	switch {
 	case errors.As(err, &bad):
@@ -361,6 +381,12 @@ func (n *Node) submit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		n.respond(w, r, s, true)
+		return
+	case errors.Is(err, model.ErrCannotMove):
+		// A hand-made form: the page's own links never ask for this.
+		n.met.interactions.WithLabelValues("cannot_move").Inc()
+		n.dropIfNew(s, created)
+		n.fail(w, r, http.StatusBadRequest, "That page cannot be shown", "Please use the links on the page.", false)
 		return
 	case err != nil:
 		n.met.interactions.WithLabelValues("error").Inc()

@@ -195,6 +195,11 @@ func TestPromotedBackupQuarantinesHostileSnapshots(t *testing.T) {
 			fresh := newClient(t, b.URL)
 			fresh.get()
 			fresh.answer(1, 0)
+			// Each spoiled session counts once among those quarantined now,
+			// whether the copy or the takeover found it.
+			if text := scrape(t, b); !metricLine(text, "understudy_sessions_quarantined", fmt.Sprint(len(hostiles))) {
+				t.Errorf("sessions quarantined now, want %d:\n%s", len(hostiles), grepLines(text, "quarantined"))
+			}
 
 			text := logs.String()
 			for line := range strings.Lines(text) {

@@ -213,7 +213,7 @@ func (n *Node) join(ctx context.Context) error {
 	})
 	subCfg := subscriber.Config{
 		Subjects: n.cfg.Subjects, Fence: fence, Sealer: n.cfg.Sealer, Logger: n.log, Bugs: n.cfg.Bugs,
-		OnQuarantine: func(id model.SessionID, err error) { n.met.quarantined.Inc() },
+		OnQuarantine: n.met.quarantine,
 	}
 	n.reader = subscriber.NewReader(n.stream, subCfg)
 	hooks := group.Hooks{
@@ -409,6 +409,7 @@ func (n *Node) progress() (uint64, int, bool) {
 	if n.sub == nil {
 		return 0, 0, true
 	}
+	n.met.lag.observe(n.sub.Lag(), time.Now())
 	return n.sub.Lag(), n.sub.Len(), n.sub.CaughtUp()
 }
 

@@ -32,8 +32,11 @@ type PreviewOptions struct {
 	// for steps that name one. Nil: every step is rendered generically.
 	Templates *template.Template
 
-	// Answers is a finished session's summary (model.Engine.Answers of the
-	// run the page came from), which the HTML summary page lists.
+	// Answers is what the user answered so far (model.Engine.Answers of
+	// the run the page came from): the HTML summary page of a finished
+	// session lists it, and the text lists it under the page (with
+	// Values) or as the summary, in the words the user saw. Nil: the text
+	// shows the values collected, by their names.
 	Answers []model.Answered
 }
 
@@ -120,8 +123,24 @@ func RenderText(w io.Writer, pg *model.Page, opts PreviewOptions) error {
 	b.WriteString(pg.Title)
 	b.WriteString("\n")
 	if pg.Finished {
-		b.WriteString("== Thank you — all done ==\n\n")
-		writeItems(&b, summaryItems(pg.Values, opts.Label), "  ")
+		heading := pg.StepTitle
+		if heading == "" {
+			heading = "Thank you — all done"
+		}
+		fmt.Fprintf(&b, "== %s ==\n\n", heading)
+		writeShown(&b, pg.Display)
+		if len(pg.Next) > 0 {
+			b.WriteString("What happens next:\n")
+			for _, p := range pg.Next {
+				fmt.Fprintf(&b, "  %s\n", p)
+			}
+			b.WriteString("\n")
+		}
+		if opts.Answers != nil {
+			writeAnswers(&b, opts.Answers)
+		} else {
+			writeItems(&b, summaryItems(pg.Values, opts.Label), "  ")
+		}
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
@@ -131,6 +150,13 @@ func RenderText(w io.Writer, pg *model.Page, opts PreviewOptions) error {
 		b.WriteString("\n")
 	}
 	b.WriteString("\n")
+	if pg.Back {
+		b.WriteString("  [Back]\n\n")
+	}
+	writeShown(&b, pg.Display)
+	if len(pg.Review) > 0 {
+		writeAnswers(&b, pg.Review)
+	}
 	width := 0
 	for _, f := range pg.Fields {
 		width = max(width, len([]rune(fieldLabel(f))))
@@ -143,7 +169,12 @@ func RenderText(w io.Writer, pg *model.Page, opts PreviewOptions) error {
 		}
 	}
 	b.WriteString("\n  [Continue]\n")
-	if opts.Values {
+	if opts.Values && opts.Answers != nil && len(pg.Review) == 0 {
+		if len(opts.Answers) > 0 {
+			b.WriteString("\nAnswered so far:\n")
+			writeAnswers(&b, opts.Answers)
+		}
+	} else if opts.Values && opts.Answers == nil {
 		if items := summaryItems(pg.Values, opts.Label); len(items) > 0 {
 			b.WriteString("\nCollected so far:\n")
 			writeItems(&b, items, "  ")
@@ -151,6 +182,30 @@ func RenderText(w io.Writer, pg *model.Page, opts PreviewOptions) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeShown writes the values a page displays.
+func writeShown(b *strings.Builder, shown []model.Shown) {
+	if len(shown) == 0 {
+		return
+	}
+	for _, d := range shown {
+		fmt.Fprintf(b, "  %s: %s\n", d.Label, d.Value)
+	}
+	b.WriteString("\n")
+}
+
+// writeAnswers writes answered pages as a summary shows them: each page's
+// heading, then its questions' labels and the answers in words.
+func writeAnswers(b *strings.Builder, answers []model.Answered) {
+	for _, a := range answers {
+		fmt.Fprintf(b, "  %s\n", a.Title)
+		for _, f := range a.Fields {
+			if f.Value != "" {
+				fmt.Fprintf(b, "    %s: %s\n", f.Label, f.Value)
+			}
+		}
+	}
 }
 
 func fieldLabel(f model.PageField) string {
@@ -168,6 +223,10 @@ func fieldText(f model.PageField) string {
 			return "[x]"
 		}
 		return "[ ]"
+	case "date":
+		if len(f.Parts) == 3 && f.Parts[0].Value+f.Parts[1].Value+f.Parts[2].Value != "" {
+			return "[" + f.Parts[0].Value + "] [" + f.Parts[1].Value + "] [" + f.Parts[2].Value + "]  (day, month, year)"
+		}
 	case "choice", "entity":
 		chosen := "(none chosen)"
 		for _, o := range f.Options {

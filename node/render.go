@@ -24,7 +24,7 @@ type ui struct {
 }
 
 func newUI(override *template.Template) (*ui, error) {
-	t, err := template.New("").ParseFS(assets, "templates/*.html")
+	t, err := template.New("").Funcs(pageFuncs).ParseFS(assets, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
@@ -54,6 +54,94 @@ type pageJSON struct {
 	*model.Page
 	CSRF  string `json:"csrf,omitempty"`
 	Stale bool   `json:"stale,omitempty"`
+}
+
+// DocTitle is the document's <title>: the page's own heading, then the
+// application's, so that every page has a title of its own (a screen
+// reader announces it first, and a browser's history lists it), with
+// "Error: " first on a page that shows errors, as GOV.UK does.
+func (v view) DocTitle() string {
+	pg := v.Page
+	if pg == nil {
+		return v.Title
+	}
+	t := pg.StepTitle
+	switch {
+	case pg.Finished && t == "":
+		t = "Application complete"
+	case pg.Iteration > 1:
+		t += " (" + strconv.Itoa(pg.Iteration) + ")"
+	}
+	if pg.Title != "" && pg.Title != t {
+		t += " – " + pg.Title
+	}
+	if len(pg.Errors) > 0 {
+		t = "Error: " + t
+	}
+	return t
+}
+
+// pageFuncs are what the generic templates need to write a field's
+// attributes.
+var pageFuncs = template.FuncMap{
+	// describedby lists the ids of a field's help and error, for
+	// aria-describedby.
+	"describedby": func(f model.PageField) string {
+		var ids []string
+		if f.Help != "" {
+			ids = append(ids, "h-"+f.Name)
+		}
+		if f.Error != "" {
+			ids = append(ids, "e-"+f.Name)
+		}
+		return strings.Join(ids, " ")
+	},
+	// optionID is the id of a radio: the first one's is the field's, so
+	// that the error summary's link lands on it.
+	"optionID": func(name string, i int) string {
+		if i == 0 {
+			return "f-" + name
+		}
+		return "f-" + name + "-" + strconv.Itoa(i+1)
+	},
+	// partID is the id of a date's day, month or year input; the day's is
+	// the field's.
+	"partID": func(name string, i int) string {
+		return "f-" + name + [...]string{"", "-month", "-year"}[min(i, 2)]
+	},
+	// textual reports an input that takes maxlength, minlength and pattern.
+	"textual": func(f model.PageField) bool {
+		switch f.Input {
+		case "text", "email", "tel", "url", "search", "password":
+			return true
+		}
+		return false
+	},
+	// width is a short input's class, so that its size hints at what it
+	// takes (a postcode, a year).
+	"width": func(f model.PageField) string {
+		switch {
+		case f.Input == "number":
+			return "w10"
+		case f.MaxLength > 0 && f.MaxLength <= 5:
+			return "w5"
+		case f.MaxLength > 0 && f.MaxLength <= 10:
+			return "w10"
+		case f.MaxLength > 0 && f.MaxLength <= 20:
+			return "w20"
+		}
+		return ""
+	},
+	"deref": func(p *int64) int64 { return *p },
+	// required reports a page with a required field: it explains the mark.
+	"required": func(pg *model.Page) bool {
+		for _, f := range pg.Fields {
+			if f.Required {
+				return true
+			}
+		}
+		return false
+	},
 }
 
 type messageJSON struct {

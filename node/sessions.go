@@ -310,7 +310,7 @@ const readTimeout = 5 * time.Second
 // error names the session and says what is wrong; it never carries
 // payload bytes.
 func (n *Node) quarantine(id model.SessionID, streamSeq uint64, err error) error {
-	n.met.quarantined.Inc()
+	n.met.quarantine(id, err)
 	n.log.Error("session quarantined: its snapshot cannot be restored", "session", id, "stream_seq", streamSeq, "err", err)
 	return fmt.Errorf("session %s: %w: %w", id, errQuarantined, err)
 }

@@ -268,7 +268,8 @@ func TestAgainstANode(t *testing.T) {
 		// The later session at seq 1: the vehicle page, with the answers so far.
 		out := ok(t, srv, "preview", later.id(), "-seq", "1", "-mem")
 		contains(t, "preview", out, "Preview of session "+later.id()+" at interaction 1", "Car insurance quote", "== Your car ==",
-			"Your car *", "Registration number *", "(none chosen)  (one of 12)", "Collected so far:", "Grace Hopper")
+			"Your car *", "Registration number *", "(none chosen)  (one of 12)", "Answered so far:", "About you", "Full name: Grace Hopper",
+			"Date of birth: 9 December 1990")
 		html := filepath.Join(t.TempDir(), "page.html")
 		ok(t, srv, "preview", later.id(), "-seq", "1", "-mem", "-html", html)
 		b, err := os.ReadFile(html)
@@ -284,7 +285,21 @@ func TestAgainstANode(t *testing.T) {
 		}
 		store.Close()
 		out = ok(t, srv, "preview", done.id(), "-db", db)
-		contains(t, "preview finished", out, "Thank you — all done", "Ada Lovelace", "BMW 320d M Sport (2020)")
+		// What the user saw: labels, and choices by their option's label.
+		contains(t, "preview finished", out, "Your car is insured", "Policy number: UQ-", "What happens next:",
+			"Full name: Ada Lovelace", "Your car: BMW 320d M Sport (2020)", "What the car is used for: Social and commuting",
+			"Date of birth: 10 December 1985")
+		for _, key := range []string{"commute", "1985-12-10", "Another:", "Offer extras"} {
+			if strings.Contains(out, key) {
+				t.Errorf("preview finished shows %q:\n%s", key, out)
+			}
+		}
+		ok(t, srv, "preview", done.id(), "-db", db, "-html", html)
+		if b, err = os.ReadFile(html); err != nil {
+			t.Fatal(err)
+		}
+		contains(t, "preview -html finished", string(b), `<div class="summary" id="summary">`, "<h3>About you</h3>", "<dd>Ada Lovelace</dd>",
+			"<dd>BMW 320d M Sport (2020)</dd>", "Policy number")
 		if _, _, err := replay(t, srv, "preview", done.id(), "-db", filepath.Join(t.TempDir(), "none.db")); err == nil || !strings.Contains(err.Error(), "no such file") {
 			t.Errorf("preview with a missing database: %v", err)
 		}
@@ -340,8 +355,24 @@ func TestAgainstANode(t *testing.T) {
 				t.Errorf("message %d differs:\n%+v\n%+v", i, a[i], b[i])
 			}
 		}
-		// The imported session reads back the same.
+		// The imported session reads back the same, updated when it was.
 		contains(t, "show imported", ok(t, other, "show", later.id()), "waiting   at "+later.page.Step)
+		type row struct {
+			Session         string
+			Updated, Stored time.Time
+		}
+		var src row
+		for _, r := range decodeJSON[[]row](t, ok(t, srv, "list", "-json")) {
+			if r.Session == later.id() {
+				src = r
+			}
+		}
+		for _, args := range [][]string{{"list", "-json"}, {"list", "-json", "-no-decode"}} {
+			imported := decodeJSON[[]row](t, ok(t, other, args...))
+			if len(imported) != 1 || !imported[0].Updated.Equal(src.Updated) || src.Updated.IsZero() || !imported[0].Stored.After(src.Stored) {
+				t.Errorf("%v after the import: %+v; in the source %+v", args, imported, src)
+			}
+		}
 		if _, _, err := replay(t, other, "import", file); err == nil || !strings.Contains(err.Error(), "already in stream") {
 			t.Errorf("second import: %v", err)
 		}

@@ -94,15 +94,24 @@ func TestBrowserThroughFailover(t *testing.T) {
 		js, _ := json.Marshal(vals)
 		script := `(function(vals) {
 			for (const [name, v] of Object.entries(vals)) {
-				const el = document.getElementsByName(name)[0];
-				if (!el) continue;
-				if (el.type === "checkbox") { el.checked = v[0] === "on"; } else { el.value = v[0]; }
+				const day = document.getElementsByName(name + "-day")[0];
+				if (day) { // a date: typed as day, month and year
+					const [y, m, d] = v[0].split("-");
+					day.value = String(Number(d));
+					document.getElementsByName(name + "-month")[0].value = String(Number(m));
+					document.getElementsByName(name + "-year")[0].value = y;
+					continue;
+				}
+				const els = document.getElementsByName(name);
+				if (!els[0]) continue;
+				if (els[0].type === "radio") { for (const r of els) r.checked = r.value === v[0]; continue; }
+				if (els[0].type === "checkbox") { els[0].checked = v[0] === "on"; } else { els[0].value = v[0]; }
 			}
-			return document.querySelector("input[name=_seq]").value;
+			return document.querySelector("form.answer input[name=_seq]").value;
 		})(` + string(js) + `)`
 		seq, err := chromedp.Run(ctx, chromedp.Evaluate[string](script))
 		if err == nil {
-			err = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[type=submit]`)))
+			err = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`form.answer button[type=submit]`)))
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -110,7 +119,7 @@ func TestBrowserThroughFailover(t *testing.T) {
 		// Wait for the next page: its sequence, or the summary.
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			next, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector("input[name=_seq]") || {value: document.getElementById("summary") ? "done" : ""}).value`))
+			next, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector("form.answer input[name=_seq]") || {value: document.getElementById("summary") ? "done" : ""}).value`))
 			if next != "" && next != seq {
 				return
 			}
@@ -134,7 +143,11 @@ func TestBrowserThroughFailover(t *testing.T) {
 	answer := func(vals map[string][]string, keep ...string) {
 		page()
 		for _, k := range keep {
-			typed = append(typed, vals[k][0])
+			v := vals[k][0]
+			if d, err := time.Parse(time.DateOnly, v); err == nil {
+				v = d.Format("2 January 2006") // a summary shows dates for people
+			}
+			typed = append(typed, v)
 		}
 		fill(vals)
 	}
@@ -172,6 +185,8 @@ func TestBrowserThroughFailover(t *testing.T) {
 		default:
 			card, agree := evalBool(`!!document.getElementsByName("number")[0]`), evalBool(`!!document.getElementsByName("agree")[0]`)
 			switch {
+			case strings.Contains(h, "Check your answers"):
+				fill(map[string][]string{})
 			case card:
 				vals := demo.Answers(demo.StepCard, customer)
 				typed = append(typed, vals["holder"][0])

@@ -25,7 +25,8 @@ type listRow struct {
 	Seq       uint64          `json:"seq"`
 	Epoch     uint64          `json:"epoch"`
 	Node      string          `json:"node"`
-	Updated   time.Time       `json:"updated"` // when the stream stored the snapshot
+	Updated   time.Time       `json:"updated"` // the session's last interaction, as its snapshot says (kept by an import)
+	Stored    time.Time       `json:"stored"`  // when this stream stored the snapshot
 	Size      int             `json:"size"`
 	StreamSeq uint64          `json:"stream_seq"`
 	State     string          `json:"state"` // valid, ended, fenced (no valid snapshot), bad
@@ -38,13 +39,13 @@ type listRow struct {
 }
 
 func runList(ctx context.Context, e *env, args []string) error {
-	f := e.newFlags("list", "", "Lists the sessions in the stream with their newest valid snapshot: interaction seq,\nepoch, node, when it was stored, its size, the application and the step the user\nis at. Ended sessions (tombstones), sessions with only fenced snapshots and\nmessages that are not snapshots are listed with -ended; a session whose newest\nmessage cannot be read is always listed, as bad.", "nats", "group", "json")
+	f := e.newFlags("list", "", "Lists the sessions in the stream with their newest valid snapshot: interaction seq,\nepoch, node, when the session was last updated, its size, the application and the step the user\nis at. Ended sessions (tombstones), sessions with only fenced snapshots and\nmessages that are not snapshots are listed with -ended; a session whose newest\nmessage cannot be read is always listed, as bad.", "nats", "group", "json")
 	noDecode := f.Bool("no-decode", false, "do not decode snapshots (faster): no application step, no -finished filter")
 	ended := f.Bool("ended", false, "include ended sessions (tombstones) and sessions with only fenced snapshots")
 	app := f.String("app", "", "only sessions of this application (name, or name@version)")
 	node := f.String("node", "", "only snapshots written by this node")
 	epoch := f.Uint64("epoch", 0, "only snapshots written at this epoch")
-	since := f.String("since", "", "only snapshots stored since this time (RFC 3339) or for this long (a duration: 15m)")
+	since := f.String("since", "", "only sessions updated since this time (RFC 3339) or for this long (a duration: 15m)")
 	finished := f.String("finished", "", "yes: only finished applications; no: only unfinished ones")
 	sortBy := f.String("sort", "time", "order: time (newest first), size (largest first), seq (highest first) or id")
 	reverse := f.Bool("reverse", false, "reverse the order")
@@ -100,7 +101,9 @@ func runList(ctx context.Context, e *env, args []string) error {
 
 	rows := make([]listRow, 0, len(msgs))
 	for _, m := range msgs {
-		r := listRow{Session: m.Session, Seq: m.Seq, Epoch: m.Epoch, Node: m.Node, Updated: m.Time, Size: m.Size,
+		// Until the snapshot says when the session was last updated, the
+		// stream's time stands in for it (a tombstone has no payload).
+		r := listRow{Session: m.Session, Seq: m.Seq, Epoch: m.Epoch, Node: m.Node, Updated: m.Time, Stored: m.Time, Size: m.Size,
 			StreamSeq: m.StreamSeq, State: m.state()}
 		if r.Session == "" {
 			r.Session = model.SessionID(strings.TrimPrefix(m.Subject, c.subjects.Prefix()+".sess."))
@@ -110,8 +113,13 @@ func runList(ctx context.Context, e *env, args []string) error {
 			r.Error = m.Err.Error()
 		case m.Tombstone:
 		case *noDecode:
-			if env, err := cbor.PeekEnvelope(m.Data); err == nil {
-				r.Apps = env.Apps
+			if data, err := payload(m); err == nil {
+				if env, err := cbor.PeekEnvelope(data); err == nil {
+					r.Apps = env.Apps
+					if !env.Time.IsZero() {
+						r.Updated = env.Time
+					}
+				}
 			}
 		default:
 			s, err := decode(m)
@@ -120,6 +128,9 @@ func runList(ctx context.Context, e *env, args []string) error {
 				break
 			}
 			r.App, r.Version = s.App, s.Version
+			if !s.Updated.IsZero() {
+				r.Updated = s.Updated
+			}
 			loc, fin, err := waiting(s)
 			r.Step, r.Finished = loc, fin
 			if err != nil {

@@ -91,9 +91,13 @@ func runPreview(ctx context.Context, e *env, args []string) error {
 		notes = append(notes, "this snapshot is fenced ("+note(m, claims)+"): the user was never shown what it holds by a valid primary")
 	}
 	opts := node.PreviewOptions{
-		Label:  func(ref model.Ref) string { return eng.EntityLabel(ctx, run, ref) },
-		Banner: fmt.Sprintf("Preview of session %s at interaction %d (stream seq %d, stored %s by %s at epoch %d): read only", id, m.Seq, m.StreamSeq, when(m.Time), m.Node, m.Epoch),
-		Values: !*noValues,
+		Label:   func(ref model.Ref) string { return eng.EntityLabel(ctx, run, ref) },
+		Banner:  fmt.Sprintf("Preview of session %s at interaction %d (stream seq %d, stored %s by %s at epoch %d): read only", id, m.Seq, m.StreamSeq, when(m.Time), m.Node, m.Epoch),
+		Values:  !*noValues,
+		Answers: eng.Answers(ctx, run),
+	}
+	if opts.Answers == nil {
+		opts.Answers = []model.Answered{} // nothing answered yet: still in words
 	}
 
 	if *htmlFile != "" {
