@@ -276,7 +276,9 @@ func (s *shopper) attempt(vals url.Values) (page, int, string, error) {
 		return page{}, resp.StatusCode, reason, nil
 	}
 	if err != nil {
-		return page{}, resp.StatusCode, "unreadable: " + err.Error(), nil
+		// A 200 whose body is not a page: the client did not learn the
+		// outcome, as if no answer had come.
+		return page{}, 0, "", err
 	}
 	return p, resp.StatusCode, "", nil
 }

@@ -75,7 +75,12 @@ func (s *shopper) do(req *http.Request) (*http.Response, page, error) {
 		return nil, page{}, err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		// Cut off in the middle of the answer (a gateway killed while it
+		// sent it): no answer was read.
+		return nil, page{}, fmt.Errorf("status %d, body cut off: %w", resp.StatusCode, err)
+	}
 	var p page
 	if err := json.Unmarshal(body, &p); err != nil {
 		return resp, p, fmt.Errorf("status %d: %.200s", resp.StatusCode, body)
