@@ -16,7 +16,7 @@ import (
 // tiny is the smallest configuration that still makes every row: a test
 // of the command, not of the figures.
 var tiny = []string{"-runs", "2", "-ops", "20", "-interactions", "10", "-clients", "10", "-duration", "500ms", "-warmup", "200ms",
-	"-injuries", "1", "-held", "20,50", "-failover-clients", "2", "-codec-benchtime", "5x"}
+	"-injuries", "1", "-held", "20,50", "-failover-clients", "2", "-codec-benchtime", "5x", "-overload-duration", "500ms"}
 
 // expectedRows lists the rows of a run of every measurement with -held
 // 20,50.
@@ -77,6 +77,11 @@ func expectedRows() []string {
 		add("codec.%s.time", c)
 		add("codec.%s.size", c)
 		add("codec.%s.alloc", c)
+	}
+	for _, k := range []string{"1x", "2x", "4x"} {
+		for _, r := range []string{"offered", "acked", "p50", "p99", "max", "errors", "failovers", "failed_renewals"} {
+			add("overload.%s.%s", k, r)
+		}
 	}
 	add("codec.gob_over_cbor")
 	add("codec.json_over_cbor")
