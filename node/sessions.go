@@ -440,22 +440,31 @@ func (n *Node) sweep(ctx context.Context) {
 	}
 }
 
-// sweepHeld ends the sessions held in the copy that were never adopted and
-// have been idle longer than Idle: a backup's sessions that nobody came
-// back to after a failover would otherwise live, and count toward the
-// cap, for ever.
+// sweepHeld ends the sessions held in the copy that were never adopted,
+// as sweep ends those in memory: idle longer than Idle, or finished
+// longer than FinishedLinger ago (the snapshot's Finished header picks
+// them; the session's own state decides). A backup's sessions that nobody
+// came back to after a failover, or that finished on the old primary,
+// would otherwise live, and count toward the cap, for ever, or for the
+// idle time: adoption after a promotion gives way to requests and may not
+// reach them before the next failover (a long chaos run with a failover
+// every few seconds filled the cap of 100,000 sessions).
 func (n *Node) sweepHeld(ctx context.Context, now time.Time) {
 	if n.sub == nil {
 		return
 	}
-	var idle []model.SessionID
+	due := func(st snapshot.Stored, finished bool) bool {
+		age := now.Sub(st.Time)
+		return !st.Time.IsZero() && (age > n.cfg.Idle || finished && age > n.cfg.FinishedLinger)
+	}
+	var ids []model.SessionID
 	n.sub.Range(func(st snapshot.Stored) bool {
-		if !st.Time.IsZero() && now.Sub(st.Time) > n.cfg.Idle && n.sessions.get(st.Session, false) == nil {
-			idle = append(idle, st.Session)
+		if due(st, st.Finished) && n.sessions.get(st.Session, false) == nil {
+			ids = append(ids, st.Session)
 		}
 		return true
 	})
-	for _, id := range idle {
+	for _, id := range ids {
 		if ctx.Err() != nil || !n.leaseValid() {
 			return
 		}
@@ -464,8 +473,12 @@ func (n *Node) sweepHeld(ctx context.Context, now time.Time) {
 			continue
 		}
 		// Adopted just now: its last use is the snapshot's time.
-		if st, held := n.sub.Lookup(id); held == subscriber.Valid && now.Sub(st.Time) > n.cfg.Idle {
-			n.end(ctx, s, "idle")
+		if st, held := n.sub.Lookup(id); held == subscriber.Valid && due(st, s.run.Finished()) {
+			why := "idle"
+			if s.run.Finished() && now.Sub(st.Time) <= n.cfg.Idle {
+				why = "finished"
+			}
+			n.end(ctx, s, why)
 		}
 		s.mu.Unlock()
 	}

@@ -132,7 +132,7 @@ func (p *Publisher) Publish(ctx context.Context, s *model.Session) (Ack, error) 
 	if err != nil {
 		return Ack{}, err
 	}
-	meta := snapshot.Meta{Session: s.ID, Epoch: s.Epoch, Seq: s.Seq, Node: s.Node, Format: cbor.FormatVersion}
+	meta := snapshot.Meta{Session: s.ID, Epoch: s.Epoch, Seq: s.Seq, Node: s.Node, Format: cbor.FormatVersion, Finished: s.Finished()}
 	if data, err = p.seal(&meta, data); err != nil {
 		return Ack{}, err
 	}

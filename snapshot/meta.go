@@ -24,6 +24,7 @@ const (
 	HeaderPrev      = "Understudy-Prev"      // stream sequence of the previous message of the session (the expected last subject sequence it was published with), 0 if none
 	HeaderTombstone = "Understudy-Tombstone" // "1": the session ended; the payload is empty
 	HeaderKey       = "Understudy-Key"       // the id of the key that sealed the payload (see Sealer); absent if not sealed
+	HeaderFinished  = "Understudy-Finished"  // "1": the session's application has finished (a hint for sweeping; the payload is the truth)
 )
 
 // Meta is what a snapshot message says about itself.
@@ -35,6 +36,10 @@ type Meta struct {
 	Format    uint64
 	Prev      uint64 // stream sequence of the session's previous message
 	Tombstone bool
+	// Finished says the session's application had finished: lets a new
+	// primary find finished sessions to end without decoding every one.
+	// A hint only: the payload is the truth.
+	Finished  bool
 	Key       string    // the id of the key that sealed the payload; "" if not sealed
 	StreamSeq uint64    // where the stream stored it (0 before it is stored)
 	Time      time.Time // when the stream stored it
@@ -59,6 +64,9 @@ func (m Meta) Header(data []byte) nats.Header {
 	h.Set(HeaderPrev, strconv.FormatUint(m.Prev, 10))
 	if m.Tombstone {
 		h.Set(HeaderTombstone, "1")
+	}
+	if m.Finished {
+		h.Set(HeaderFinished, "1")
 	}
 	if m.Key != "" {
 		h.Set(HeaderKey, m.Key)
@@ -111,6 +119,13 @@ func ParseMeta(subjects broker.Subjects, sealer Sealer, subject string, h nats.H
 		m.Tombstone = true
 	default:
 		return bad("header %s %q", HeaderTombstone, trunc(h.Get(HeaderTombstone)))
+	}
+	switch h.Get(HeaderFinished) {
+	case "":
+	case "1":
+		m.Finished = true
+	default:
+		return bad("header %s %q", HeaderFinished, trunc(h.Get(HeaderFinished)))
 	}
 	if key := h.Get(HeaderKey); key != "" {
 		if broker.ValidToken(key) != nil || len(key) > MaxKeyIDLen {

@@ -41,3 +41,31 @@ func TestMsgIDOfEarlierVersions(t *testing.T) {
 		t.Fatalf("with a Nats-Msg-Id that does not match: %v, want ErrBadMessage", err)
 	}
 }
+
+// A snapshot says in a header whether its application had finished; a
+// header that says anything else is a bad message.
+func TestFinishedHeader(t *testing.T) {
+	run, _, err := modeltest.Drive(context.Background(), modeltest.Engine(), modeltest.SessionID(4), 1, "vehicle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := run.Session()
+	data, err := cbor.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := snapshot.Meta{Session: s.ID, Epoch: s.Epoch, Seq: s.Seq, Node: s.Node, Format: cbor.FormatVersion, Finished: true}
+	h := m.Header(data)
+	got, err := parse(nil, m, h, data)
+	if err != nil || !got.Finished {
+		t.Fatalf("finished: %+v %v", got, err)
+	}
+	m.Finished = false
+	if got, err := parse(nil, m, m.Header(data), data); err != nil || got.Finished {
+		t.Fatalf("not finished: %+v %v", got, err)
+	}
+	h.Set(snapshot.HeaderFinished, "yes")
+	if _, err := parse(nil, m, h, data); !errors.Is(err, snapshot.ErrBadMessage) {
+		t.Fatalf("finished %q: %v, want ErrBadMessage", "yes", err)
+	}
+}

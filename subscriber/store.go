@@ -65,7 +65,8 @@ type entry struct {
 	epoch     uint64
 	streamSeq uint64
 	stored    int64 // when the stream stored it, Unix nanoseconds; 0 if unknown
-	format    uint64
+	format    uint32
+	finished  bool // the snapshot says its application had finished (Meta.Finished)
 }
 
 type quarantine struct {
@@ -329,7 +330,7 @@ func (s *store) put(id model.SessionID, e *entry, m snapshot.Meta, data []byte) 
 		// replace the key with m's, which points into the subject.
 		s.held -= int64(len(e.data))
 	}
-	*e = entry{data: d, node: s.nodes.intern(m.Node), key: s.nodes.intern(m.Key), seq: m.Seq, epoch: m.Epoch, streamSeq: m.StreamSeq, stored: stored, format: m.Format}
+	*e = entry{data: d, node: s.nodes.intern(m.Node), key: s.nodes.intern(m.Key), seq: m.Seq, epoch: m.Epoch, streamSeq: m.StreamSeq, stored: stored, format: uint32(m.Format), finished: m.Finished}
 	s.held += int64(len(d))
 	s.clearQuarantine(id, m.StreamSeq)
 	s.clearUnresolved(id, m.StreamSeq)
@@ -438,7 +439,8 @@ func (s *store) stored(id model.SessionID, e *entry) (snapshot.Stored, bool) {
 			Epoch:     e.epoch,
 			Seq:       e.seq,
 			Node:      e.node,
-			Format:    e.format,
+			Format:    uint64(e.format),
+			Finished:  e.finished,
 			Key:       e.key,
 			StreamSeq: e.streamSeq,
 			Time:      t,
