@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -411,9 +412,9 @@ func runChaos(t *testing.T, d time.Duration, planted string, kinds []string) cha
 			// A long run says how it goes.
 			lastProgress = time.Now()
 			h.mu.Lock()
-			ops, noReply := len(h.ops), h.noReply
+			ops, noReply, seen := len(h.ops), h.noReply, maps.Clone(h.visible)
 			h.mu.Unlock()
-			t.Logf("%v: %d injuries, %d attempts, %d visible errors, %d without an answer", time.Since(start).Round(time.Second), len(c.injuries), ops, h.visibleErrors(), noReply)
+			t.Logf("%v: %d injuries, %d attempts, %d visible errors %v, %d without an answer", time.Since(start).Round(time.Second), len(c.injuries), ops, h.visibleErrors(), seen, noReply)
 		}
 	}
 	clients.Wait()
