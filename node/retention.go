@@ -90,9 +90,10 @@ func (n *Node) schedulePurge(id model.SessionID, tomb uint64, when time.Time, ch
 
 // runPurges purges what is due. Called by the sweep while serving.
 func (n *Node) runPurges(ctx context.Context, now time.Time) {
-	for _, p := range n.purges.due(now) {
+	due := n.purges.due(now)
+	inParallel(ctx, due, n.sweepStopped, func(p purge) {
 		if p.check && !n.validTombstone(ctx, p) {
-			continue
+			return
 		}
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := n.pub.Purge(pctx, p.id, p.upTo)
@@ -104,11 +105,11 @@ func (n *Node) runPurges(ctx context.Context, now time.Time) {
 			n.log.Warn("cannot purge an ended session: retrying later", "session", p.id, "err", err)
 			p.due = now.Add(purgeRetry)
 			n.purges.add(p)
-			continue
+			return
 		}
 		n.met.purged.Inc()
 		n.log.Info("ended session purged", "session", p.id, "up_to_stream_seq", p.upTo)
-	}
+	})
 }
 
 // validTombstone reads a tombstone found by scanTombstones and reports

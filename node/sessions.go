@@ -422,22 +422,56 @@ func (n *Node) sweep(ctx context.Context) {
 		now := time.Now()
 		n.runPurges(ctx, now)
 		n.sweepHeld(ctx, now)
-		for _, s := range n.sessions.all() {
+		inParallel(ctx, n.sessions.all(), n.sweepStopped, func(s *session) {
 			if !s.mu.TryLock() {
-				continue // busy: not idle
+				return // busy: not idle
 			}
+			defer s.mu.Unlock()
 			if s.gone || s.run == nil || s.epoch != epoch {
-				s.mu.Unlock()
-				continue
+				return
 			}
 			idle := now.Sub(s.last) > n.cfg.Idle
 			done := !s.finished.IsZero() && now.Sub(s.finished) > n.cfg.FinishedLinger
 			if idle || done {
 				n.end(ctx, s, map[bool]string{true: "idle", false: "finished"}[idle])
 			}
-			s.mu.Unlock()
-		}
+		})
 	}
+}
+
+// sweepWorkers bounds the sessions a sweep ends, or purges, at once. One
+// at a time, a primary ended a few hundred sessions a minute (a
+// tombstone's publish waits for its ack): after failovers every few
+// seconds, with thousands of new sessions a minute, the finished ones
+// piled up until the cap turned new ones away.
+const sweepWorkers = 8
+
+// sweepStopped says whether a sweep must stop: this node no longer holds
+// a valid lease.
+func (n *Node) sweepStopped() bool { return !n.serving.Load() || !n.leaseValid() }
+
+// inParallel calls fn with each item, sweepWorkers at a time, until ctx
+// ends or stop says so, and returns when every call has.
+func inParallel[T any](ctx context.Context, items []T, stop func() bool, fn func(T)) {
+	work := make(chan T)
+	var wg sync.WaitGroup
+	for range min(sweepWorkers, len(items)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range work {
+				fn(it)
+			}
+		}()
+	}
+	for _, it := range items {
+		if ctx.Err() != nil || stop() {
+			break
+		}
+		work <- it
+	}
+	close(work)
+	wg.Wait()
 }
 
 // sweepHeld ends the sessions held in the copy that were never adopted,
@@ -464,14 +498,12 @@ func (n *Node) sweepHeld(ctx context.Context, now time.Time) {
 		}
 		return true
 	})
-	for _, id := range ids {
-		if ctx.Err() != nil || !n.leaseValid() {
-			return
-		}
+	inParallel(ctx, ids, n.sweepStopped, func(id model.SessionID) {
 		s, err := n.acquire(ctx, id, false)
 		if err != nil {
-			continue
+			return
 		}
+		defer s.mu.Unlock()
 		// Adopted just now: its last use is the snapshot's time.
 		if st, held := n.sub.Lookup(id); held == subscriber.Valid && due(st, s.run.Finished()) {
 			why := "idle"
@@ -480,8 +512,7 @@ func (n *Node) sweepHeld(ctx context.Context, now time.Time) {
 			}
 			n.end(ctx, s, why)
 		}
-		s.mu.Unlock()
-	}
+	})
 }
 
 // end publishes a session's tombstone and forgets it. The caller holds s.mu.
