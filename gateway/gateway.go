@@ -220,6 +220,12 @@ type retrying struct{ g *Gateway }
 
 var errNoOwner = errors.New("no primary available")
 
+// The pauses before a request a busy primary turned away is sent again.
+const (
+	busyFirstWait = 20 * time.Millisecond
+	busyMaxWait   = 320 * time.Millisecond
+)
+
 // errBusy: the owner turned the request away as busy for longer than
 // Config.BusyFor.
 var errBusy = errors.New("the primary is busy")
@@ -228,6 +234,7 @@ func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 	g := t.g
 	deadline := time.Now().Add(g.cfg.WaitFor)
 	var busySince time.Time
+	var busyWait time.Duration
 	for attempt := 0; ; attempt++ {
 		owner, err := g.route(req.Context(), deadline)
 		if err != nil {
@@ -243,10 +250,18 @@ func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		switch {
 		case !errors.Is(err, errBusy):
-			busySince = time.Time{}
+			busySince, busyWait = time.Time{}, 0
 		case busySince.IsZero():
 			busySince = time.Now()
-		case time.Since(busySince) > g.cfg.BusyFor:
+			fallthrough
+		case time.Since(busySince) <= g.cfg.BusyFor:
+			// A busy primary is sent the request again after a pause
+			// that doubles (jittered, so that the retries of a burst do
+			// not arrive together): requests bouncing off a full queue
+			// every few milliseconds cost the CPU the others needed.
+			busyWait = min(max(2*busyWait, busyFirstWait), busyMaxWait)
+			sleep(req.Context(), busyWait/2+time.Duration(mrand.Int64N(int64(busyWait))))
+		default:
 			return nil, fmt.Errorf("turned away for %v: %w", time.Since(busySince).Round(time.Millisecond), err)
 		}
 		if time.Now().After(deadline) {
@@ -325,7 +340,6 @@ func (g *Gateway) attempt(req *http.Request, owner group.Entry, target *url.URL)
 			resp.Body.Close()
 			cancel()
 			g.met.busy.Inc()
-			sleep(req.Context(), time.Duration(10+mrand.IntN(40))*time.Millisecond)
 			return nil, true, fmt.Errorf("%s answered 503 %s: %w", owner.Owner, wire.UnavailableBusy, errBusy)
 		case wire.UnavailableBroker:
 			// The owner could not replicate the answer (NATS is electing a

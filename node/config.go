@@ -58,7 +58,7 @@ const (
 	DefaultMaxInFlight = 64
 	// DefaultAdmissionWait is how long an interaction past the bound waits
 	// for a place before the node answers 503 busy.
-	DefaultAdmissionWait = 100 * time.Millisecond
+	DefaultAdmissionWait = 500 * time.Millisecond
 )
 
 // Config configures a serving node. The zero value (with a Node name) runs
