@@ -75,13 +75,15 @@ func benchPublish(b *testing.B, opts ...brokertest.Option) {
 		b.ReportMetric(float64(len(data)), "bytes/snapshot")
 	})
 	// The raw variants publish sessions[0]'s bytes on subjects of their
-	// own, each keeping its subjects' last sequences.
+	// own, new for each call (-count runs them again), each keeping its
+	// subjects' last sequences.
 	for v, variant := range []string{"raw+expect", "raw+expect+headers", "raw+expect+headers+msgid"} {
 		b.Run(variant, func(b *testing.B) {
+			call := rawCalls.Add(1)
 			last := make([]uint64, len(subjects))
 			own := make([]string, len(subjects))
 			for i := range own {
-				own[i] = fmt.Sprintf("%s.%d", subjects[i], v)
+				own[i] = fmt.Sprintf("%s.%d", subjects[i], call)
 			}
 			m := snapshot.Meta{Session: sessions[0].ID, Epoch: 1, Seq: 1, Node: "n1", Format: cbor.FormatVersion}
 			i := 0
@@ -137,6 +139,9 @@ func benchPublish(b *testing.B, opts ...brokertest.Option) {
 		})
 	}
 }
+
+// rawCalls numbers the calls of the raw variants, for their subjects.
+var rawCalls atomic.Int64
 
 func mustSubject(b *testing.B, id model.SessionID) string {
 	s, err := broker.Subjects{}.SessionSubject(string(id))
