@@ -17,6 +17,7 @@ const (
 	DefaultHealthFails = 3
 	DefaultAttempt     = 30 * time.Second
 	DefaultBusyFor     = 2 * time.Second
+	DefaultMaxInFlight = 256
 )
 
 // Config configures a Gateway.
@@ -44,6 +45,14 @@ type Config struct {
 	// cannot carry is shed there, and no request waits longer. Default
 	// DefaultBusyFor.
 	BusyFor time.Duration
+	// MaxInFlight bounds the requests the gateway sends to the owner at
+	// once; the others wait in the gateway for a place (for BusyFor at
+	// most, then 503 busy). Unbounded, an overload became thousands of
+	// connections to the owner, each accepted, parsed and turned away,
+	// and the owner's lease starved. Several times the node's own bound
+	// (-max-in-flight), so that its queue holds work. Default
+	// DefaultMaxInFlight.
+	MaxInFlight int
 	// HealthEvery is how often the owner's /healthz is checked, and
 	// HealthFails how many failures in a row count as dead. Defaults
 	// DefaultHealthEvery and DefaultHealthFails; HealthEvery < 0 turns
@@ -60,8 +69,8 @@ func (c Config) Validate() error {
 	if err := broker.ValidToken(c.Group); err != nil {
 		return fmt.Errorf("gateway: group: %w", err)
 	}
-	if c.MaxBody < 1 || c.WaitFor <= 0 || c.Attempt <= 0 || c.BusyFor <= 0 || c.HealthFails < 1 {
-		return fmt.Errorf("gateway: max body, wait, attempt, busy wait and health fails must be positive")
+	if c.MaxBody < 1 || c.WaitFor <= 0 || c.Attempt <= 0 || c.BusyFor <= 0 || c.HealthFails < 1 || c.MaxInFlight < 0 {
+		return fmt.Errorf("gateway: max body, wait, attempt, busy wait, max in flight and health fails must be positive")
 	}
 	return nil
 }
@@ -84,6 +93,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BusyFor == 0 {
 		c.BusyFor = DefaultBusyFor
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
 	}
 	if c.Attempt == 0 {
 		c.Attempt = DefaultAttempt

@@ -41,10 +41,26 @@ type Gateway struct {
 	running map[string]*failover // by "node@epoch": one signal per failure
 	learned group.Entry          // the newest owner a failover reply named
 	nobody  bool                 // warned that no backup is left
+	tenure  tenure               // the owner attempts go to, and its end
+
+	// freed wakes one request a busy owner turned away, each time an
+	// attempt comes back from an owner (a place there may be free).
+	freed chan struct{}
+	// places bounds the attempts in flight to the owner (MaxInFlight).
+	places chan struct{}
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+}
+
+// tenure is an owner at an epoch, with a context that ends when the owner
+// changes: every attempt to it is abandoned then (see attempt), with no
+// goroutine of its own watching the group.
+type tenure struct {
+	owner, epoch string
+	ctx          context.Context
+	end          context.CancelFunc
 }
 
 // failover is one failover signal in flight, shared by every request that
@@ -66,6 +82,8 @@ func New(nc *nats.Conn, kv jetstream.KeyValue, cfg Config) (*Gateway, error) {
 		cfg: cfg, log: cfg.Logger, nc: nc,
 		mon:     group.NewMonitor(nc, kv, group.MonitorConfig{Subjects: cfg.Subjects, Group: cfg.Group, Logger: cfg.Logger}),
 		running: map[string]*failover{},
+		freed:   make(chan struct{}),
+		places:  make(chan struct{}, cfg.MaxInFlight),
 		tr: &http.Transport{
 			DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			MaxIdleConnsPerHost: 256,
@@ -92,10 +110,72 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if err := g.mon.Start(ctx); err != nil {
 		return err
 	}
-	g.wg.Add(2)
+	g.wg.Add(3)
 	go g.watchLease()
 	go g.checkHealth()
+	go g.followOwner()
 	return nil
+}
+
+// followOwner ends the tenure of an owner that is replaced, at every
+// change of the group entry (a renewal is one: the owner is compared).
+func (g *Gateway) followOwner() {
+	defer g.wg.Done()
+	for {
+		g.noteOwner()
+		select {
+		case <-g.ctx.Done():
+			g.mu.Lock()
+			if g.tenure.end != nil {
+				g.tenure.end()
+			}
+			g.mu.Unlock()
+			return
+		case <-g.mon.Changed():
+		}
+	}
+}
+
+// noteOwner ends the current tenure if the owner it names is no longer
+// the owner.
+func (g *Gateway) noteOwner() {
+	cur, ok := g.owner()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t := g.tenure
+	if t.ctx != nil && ok && t.owner == cur.Owner && t.epoch == fmt.Sprint(cur.Epoch) {
+		return
+	}
+	if t.end != nil {
+		t.end()
+	}
+	g.tenure = tenure{}
+	if ok {
+		parent := g.ctx
+		if parent == nil {
+			parent = context.Background() // not started
+		}
+		ctx, end := context.WithCancel(parent)
+		g.tenure = tenure{owner: cur.Owner, epoch: fmt.Sprint(cur.Epoch), ctx: ctx, end: end}
+	}
+}
+
+// tenureOf returns the context of owner's tenure: one that has ended if
+// owner is not the owner the gateway follows now.
+func (g *Gateway) tenureOf(owner group.Entry) context.Context {
+	for range 2 {
+		g.mu.Lock()
+		t := g.tenure
+		g.mu.Unlock()
+		if t.ctx != nil && t.owner == owner.Owner && t.epoch == fmt.Sprint(owner.Epoch) {
+			return t.ctx
+		}
+		// followOwner may not have seen the change route saw yet.
+		g.noteOwner()
+	}
+	ctx, end := context.WithCancel(context.Background())
+	end()
+	return ctx
 }
 
 // Close stops the gateway's background work.
@@ -180,7 +260,11 @@ func (s *statusRecorder) Flush() {
 
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, code int, reason, msg string) {
 	g.met.requests.WithLabelValues(fmt.Sprint(code)).Inc()
-	w.Header().Set(wire.HeaderUnavailable, wire.UnavailableGateway)
+	why := wire.UnavailableGateway
+	if reason == wire.UnavailableBusy {
+		why = wire.UnavailableBusy // load shed: the client's to send again later
+	}
+	w.Header().Set(wire.HeaderUnavailable, why)
 	if code == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
@@ -233,8 +317,17 @@ var errBusy = errors.New("the primary is busy")
 func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 	g := t.g
 	deadline := time.Now().Add(g.cfg.WaitFor)
-	var busySince time.Time
+	// shedAt is when a request kept waiting for a place (at the gateway,
+	// or turned away by a busy owner) is shed: BusyFor after it first had
+	// to wait. Zero while it has not.
+	var shedAt time.Time
 	var busyWait time.Duration
+	shed := func() time.Time {
+		if shedAt.IsZero() {
+			shedAt = time.Now().Add(g.cfg.BusyFor)
+		}
+		return shedAt
+	}
 	for attempt := 0; ; attempt++ {
 		owner, err := g.route(req.Context(), deadline)
 		if err != nil {
@@ -244,25 +337,33 @@ func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil || target.Host == "" {
 			return nil, fmt.Errorf("owner %s has address %q: %w", owner.Owner, owner.Address, errNoOwner)
 		}
+		if !g.takePlace(req.Context(), shed) {
+			g.met.busy.Inc()
+			return nil, fmt.Errorf("no place at the gateway within %v: %w", g.cfg.BusyFor, errBusy)
+		}
 		resp, retry, err := g.attempt(req, owner, target)
+		<-g.places
 		if !retry {
 			return resp, err
 		}
 		switch {
 		case !errors.Is(err, errBusy):
-			busySince, busyWait = time.Time{}, 0
-		case busySince.IsZero():
-			busySince = time.Now()
-			fallthrough
-		case time.Since(busySince) <= g.cfg.BusyFor:
-			// A busy primary is sent the request again after a pause
-			// that doubles (jittered, so that the retries of a burst do
-			// not arrive together): requests bouncing off a full queue
+			shedAt, busyWait = time.Time{}, 0
+		case time.Now().Before(shed()):
+			// A busy primary is sent the request again once an attempt
+			// comes back from it (a place may be free), or after a pause
+			// that doubles (jittered): requests bouncing off a full queue
 			// every few milliseconds cost the CPU the others needed.
 			busyWait = min(max(2*busyWait, busyFirstWait), busyMaxWait)
-			sleep(req.Context(), busyWait/2+time.Duration(mrand.Int64N(int64(busyWait))))
+			t := time.NewTimer(min(busyWait/2+time.Duration(mrand.Int64N(int64(busyWait))), time.Until(shedAt)))
+			select {
+			case <-g.freed:
+			case <-t.C:
+			case <-req.Context().Done():
+			}
+			t.Stop()
 		default:
-			return nil, fmt.Errorf("turned away for %v: %w", time.Since(busySince).Round(time.Millisecond), err)
+			return nil, fmt.Errorf("turned away for %v: %w", g.cfg.BusyFor, err)
 		}
 		if time.Now().After(deadline) {
 			if err == nil {
@@ -274,30 +375,38 @@ func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
+// takePlace takes one of the gateway's places for an attempt (see
+// Config.MaxInFlight), waiting when none is free until shed() (asked only
+// then), and reports whether it got one. The caller gives it back.
+func (g *Gateway) takePlace(ctx context.Context, shed func() time.Time) bool {
+	select {
+	case g.places <- struct{}{}:
+		return true
+	default:
+	}
+	left := time.Until(shed())
+	if left <= 0 {
+		return false
+	}
+	t := time.NewTimer(left)
+	defer t.Stop()
+	select {
+	case g.places <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // attempt sends the request to owner once. It reports whether to retry.
 func (g *Gateway) attempt(req *http.Request, owner group.Entry, target *url.URL) (*http.Response, bool, error) {
 	ctx, cancel := context.WithTimeout(req.Context(), g.cfg.Attempt)
 	// A request waiting on an owner that is replaced (a paused primary) is
 	// abandoned and retried on the new one: the interaction sequence
 	// makes that safe even if the old owner applied it.
-	stop := make(chan struct{})
-	go func() {
-		// Every renewal changes the entry: keep watching until the owner
-		// itself changes, or the attempt ends.
-		for {
-			select {
-			case <-g.mon.Changed():
-				if cur, ok := g.owner(); !ok || cur.Owner != owner.Owner || cur.Epoch != owner.Epoch {
-					cancel()
-					return
-				}
-			case <-stop:
-				return
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	stop := context.AfterFunc(g.tenureOf(owner), cancel)
 	out := req.Clone(ctx)
 	out.URL.Scheme, out.URL.Host, out.Host = target.Scheme, target.Host, target.Host
 	out.Body, out.ContentLength = http.NoBody, 0
@@ -307,7 +416,15 @@ func (g *Gateway) attempt(req *http.Request, owner group.Entry, target *url.URL)
 		out.ContentLength = req.ContentLength
 	}
 	resp, err := g.tr.RoundTrip(out)
-	close(stop)
+	stop()
+	if err == nil {
+		// Back from the owner: a request it turned away as busy may find
+		// a place now.
+		select {
+		case g.freed <- struct{}{}:
+		default:
+		}
+	}
 	if err != nil {
 		cancel()
 		switch {
@@ -516,6 +633,7 @@ func (g *Gateway) failed(owner group.Entry, reason string) *failover {
 		}
 		delete(g.running, k)
 		g.mu.Unlock()
+		g.noteOwner() // the owner a reply named may be news
 		close(f.done)
 		switch {
 		case f.err != nil:
