@@ -93,7 +93,7 @@ func (s *Shopper) Start(ctx context.Context) error {
 		return fmt.Errorf("first page: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("first page: status %d: %s", resp.StatusCode, p.Error)
+		return fmt.Errorf("first page: status %d (%s) %s", resp.StatusCode, resp.Header.Get("Understudy-Unavailable"), p.Error)
 	}
 	s.page, s.started = p, true
 	return nil

@@ -146,6 +146,7 @@ func (b *bench) offer(ctx context.Context, st *stack, rate float64, d time.Durat
 		sent     atomic.Int64
 		requests sync.WaitGroup
 	)
+	var firstTransport string
 	fail := func(err error) {
 		k := "transport"
 		if m := statusOf.FindStringSubmatch(err.Error()); m != nil {
@@ -153,6 +154,9 @@ func (b *bench) offer(ctx context.Context, st *stack, rate float64, d time.Durat
 		}
 		mu.Lock()
 		errs[k]++
+		if k == "transport" && firstTransport == "" {
+			firstTransport = err.Error()
+		}
 		mu.Unlock()
 	}
 	one := func() {
@@ -217,6 +221,9 @@ func (b *bench) offer(ctx context.Context, st *stack, rate float64, d time.Durat
 	m1 := st.primaryMetrics()
 	if ctx.Err() != nil {
 		return overloadLevel{}, ctx.Err()
+	}
+	if firstTransport != "" {
+		b.progress("  the first answer that never came: %s", firstTransport)
 	}
 	slices.Sort(lat)
 	lv := overloadLevel{offered: rate, sent: float64(sent.Load()) / took.Seconds(), acked: float64(len(lat)) / took.Seconds(),
