@@ -16,6 +16,18 @@
 // request waits on it (a paused primary). Requests that arrive during a
 // failover wait for it, bounded by Config.WaitFor, instead of failing.
 //
+// # Overload
+//
+// At most Config.MaxInFlight requests go to the owner at once; the others
+// wait in the gateway for a place. A request the owner turns away as busy
+// (at its own bound, see node.Config.MaxInFlight) is sent again when a
+// place may be free there (an attempt came back from it) or after a
+// doubling pause. Nothing is signalled: a busy primary is alive. A
+// request kept waiting for Config.BusyFor is answered 503 busy, with
+// Retry-After: the load the machine cannot carry is shed at the door, and
+// the answered ones are bounded by BusyFor plus the time of an
+// interaction.
+//
 // # Detection
 //
 // The primary is presumed dead when a connection to it is refused or

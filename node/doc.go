@@ -35,6 +35,24 @@
 //
 // Logs never carry a value a user typed.
 //
+// # Load and the copy of the stream
+//
+// A node works on at most Config.MaxInFlight requests to the application
+// at once; the others wait, a bounded number, up to Config.AdmissionWait,
+// then get 503 busy before anything is applied (a gateway sends them again
+// later). The group membership renews the lease on a NATS connection of
+// its own, so that renewals never queue behind snapshots; the data
+// connection still counts as the member's own (group.Member.Watch).
+//
+// A primary does not consume its own stream: its copy (the subscriber) is
+// paused while it serves and is handed every message the node stores, and
+// it resumes, with a catch-up, when the node is demoted. A session a
+// client holds that the paused copy does not know is looked for in the
+// stream before it is called absent. After a promotion the held sessions
+// are materialized in the background, giving way to requests; the sweep
+// ends the ones that idled or finished long enough ago, in memory or held,
+// eight at a time.
+//
 // # Mixed builds
 //
 // During a rolling deploy the members of a group run different builds. A
