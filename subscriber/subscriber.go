@@ -45,6 +45,16 @@ const (
 	// anything at or below its target is left, while the consumer is idle.
 	drainPoll = 20 * time.Millisecond
 
+	// drainStall is how long the consumer may hand over nothing while the
+	// stream leader holds a message a drain waits for, before DrainTo
+	// reads the messages itself. A consumer whose server died resets
+	// itself inside its iterator, with a backoff of 1, 2, 4, 8 s and
+	// more, during which nothing else of the subscriber runs: a backup
+	// promoting after a NATS server and then the primary were killed
+	// waited out every attempt of its takeover (a CI run, 14 s and more).
+	// A consumer that works delivers within milliseconds.
+	drainStall = 300 * time.Millisecond
+
 	// deleteTimeout bounds the best-effort deletion of a consumer.
 	deleteTimeout = 2 * time.Second
 
@@ -70,6 +80,7 @@ type Subscriber struct {
 
 	processed atomic.Uint64 // highest stream sequence handled
 	lag       atomic.Uint64 // NumPending of the last message
+	moved     atomic.Int64  // unix nanoseconds of the last message handled
 
 	lastStallCheck time.Time // owned by the consumer's goroutine
 	caughtUp       atomic.Bool
@@ -377,21 +388,28 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg, cu *catchUp)
 		}
 	}
 	m, perr := snapshot.ParseMeta(s.cfg.Subjects, s.cfg.Sealer, msg.Subject(), msg.Headers(), msg.Data(), md.Sequence.Stream, md.Timestamp)
+	s.apply(ctx, msg.Subject(), md.Sequence.Stream, m, msg.Data(), perr)
+	s.advance(md.Sequence.Stream, md.NumPending)
+	return md.Sequence.Stream
+}
+
+// apply takes one session message at stream sequence seq, delivered by the
+// consumer or read by a drain: m and perr are what snapshot.ParseMeta
+// returned for it.
+func (s *Subscriber) apply(ctx context.Context, subject string, seq uint64, m snapshot.Meta, data []byte, perr error) {
 	s.mu.Lock()
-	out, qerr := s.store.apply(m, msg.Data(), perr)
+	out, qerr := s.store.apply(m, data, perr)
 	s.mu.Unlock()
 	switch out {
 	case badSubject:
-		s.log.Warn("message on the session stream is not a session's", "subject", trunc(msg.Subject()), "stream_seq", md.Sequence.Stream, "err", qerr)
+		s.log.Warn("message on the session stream is not a session's", "subject", trunc(subject), "stream_seq", seq, "err", qerr)
 	case quarantined:
-		s.quarantined(m.Session, md.Sequence.Stream, qerr)
+		s.quarantined(m.Session, seq, qerr)
 	case fenced:
 		s.log.Debug("fenced snapshot ignored", "session", m.Session, "stream_seq", m.StreamSeq, "epoch", m.Epoch, "node", m.Node)
 	case fencedGap:
 		s.fillGap(ctx, m)
 	}
-	s.advance(md.Sequence.Stream, md.NumPending)
-	return md.Sequence.Stream
 }
 
 // idle runs when no message came for idleWait.
@@ -623,10 +641,20 @@ func (s *Subscriber) quarantined(id model.SessionID, streamSeq uint64, err error
 // advance records progress after the message at streamSeq, with pending
 // messages still to come.
 func (s *Subscriber) advance(streamSeq, pending uint64) {
-	if streamSeq > s.processed.Load() {
-		s.processed.Store(streamSeq)
-	}
 	s.lag.Store(pending)
+	s.raise(streamSeq)
+}
+
+// raise records that every session message up to streamSeq was handled.
+// The consumer's goroutine and a drain's reads both raise it, never lower.
+func (s *Subscriber) raise(streamSeq uint64) {
+	for {
+		p := s.processed.Load()
+		if streamSeq <= p || s.processed.CompareAndSwap(p, streamSeq) {
+			break
+		}
+	}
+	s.moved.Store(time.Now().UnixNano())
 	s.progress.broadcast()
 }
 
@@ -762,7 +790,10 @@ func (s *Subscriber) WaitCaughtUp(ctx context.Context) error {
 // be an older message of a session whose newest came later. So once the
 // consumer is caught up and idle, DrainTo also asks the stream leader for
 // the first session message after the last one handled: if there is none
-// at or below seq, everything up to seq has been handled.
+// at or below seq, everything up to seq has been handled. If there is one
+// and the consumer has handed over nothing for drainStall, DrainTo reads
+// the messages up to seq from the stream leader itself: the promotion
+// then waits for the stream leader, not for a consumer that resets.
 func (s *Subscriber) DrainTo(ctx context.Context, seq uint64) error {
 	poll := time.NewTicker(drainPoll)
 	defer poll.Stop()
@@ -779,12 +810,18 @@ func (s *Subscriber) DrainTo(ctx context.Context, seq uint64) error {
 		// Before the catch-up ends a session's newest message may still be
 		// to come while an older one sits at or below seq.
 		if check && s.caughtUp.Load() {
-			done, err := s.nothingUpTo(ctx, seq)
+			next, err := s.nextUpTo(ctx, seq)
 			switch {
-			case done:
+			case err != nil:
+				if ctx.Err() == nil {
+					s.log.Debug("drain: read the stream", "seq", seq, "err", err)
+				}
+			case next == 0:
 				return nil
-			case err != nil && ctx.Err() == nil:
-				s.log.Debug("drain: read the stream", "seq", seq, "err", err)
+			case time.Since(time.Unix(0, s.moved.Load())) >= drainStall:
+				if err := s.readUpTo(ctx, next, seq); err != nil && ctx.Err() == nil {
+					s.log.Warn("drain: read from the stream leader", "seq", seq, "err", err)
+				}
 			}
 		}
 		check = false
@@ -800,18 +837,46 @@ func (s *Subscriber) DrainTo(ctx context.Context, seq uint64) error {
 	}
 }
 
-// nothingUpTo reports whether the stream holds no session message after
-// the last one handled and at or below seq.
-func (s *Subscriber) nothingUpTo(ctx context.Context, seq uint64) (bool, error) {
+// nextUpTo returns the stream sequence of the first session message after
+// the last one handled if it is at or below seq, else 0.
+func (s *Subscriber) nextUpTo(ctx context.Context, seq uint64) (uint64, error) {
 	p := s.Processed()
 	if p >= seq {
-		return true, nil
+		return 0, nil
 	}
 	next, err := nextAfter(ctx, s.stream, s.cfg.Subjects.SessionFilter(), p)
-	if err != nil {
-		return false, err
+	if err != nil || next > seq {
+		return 0, err
 	}
-	return next == 0 || next > seq, nil
+	return next, nil
+}
+
+// readUpTo reads from the stream leader the session messages from stream
+// sequence next up to seq that the consumer did not hand over, and applies
+// each as if it had been delivered. The consumer delivers them again once
+// it works: the store takes a message at most once.
+func (s *Subscriber) readUpTo(ctx context.Context, next, seq uint64) error {
+	s.log.Warn("consumer silent while a drain waits: reading from the stream leader", "from", next, "to", seq, "handled", s.Processed())
+	for next <= seq {
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
+		raw, err := s.stream.GetMsg(rctx, next, jetstream.WithGetMsgSubject(s.cfg.Subjects.SessionFilter()))
+		cancel()
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if raw.Sequence > seq {
+			break
+		}
+		m, perr := snapshot.ParseMeta(s.cfg.Subjects, s.cfg.Sealer, raw.Subject, raw.Header, raw.Data, raw.Sequence, raw.Time)
+		s.apply(ctx, raw.Subject, raw.Sequence, m, raw.Data, perr)
+		s.raise(raw.Sequence)
+		next = raw.Sequence + 1
+	}
+	s.raise(seq) // no session message is left up to seq
+	return nil
 }
 
 // stopped returns why a wait cannot succeed: never started, or closed.

@@ -425,6 +425,36 @@ func TestProgress(t *testing.T) {
 	}
 }
 
+// TestDrainPastASilentConsumer: a consumer that hands over nothing (its
+// server died and it resets itself with a backoff of seconds) does not hold
+// up a promotion: DrainTo reads what it waits for from the stream leader,
+// and the consumer's late deliveries change nothing.
+func TestDrainPastASilentConsumer(t *testing.T) {
+	e := newEnv(t)
+	w := want{}
+	for n := range 3 {
+		w.put(e.publish(e.session(n, 0)))
+	}
+	sub := e.caughtUp(subscriber.Config{})
+	e.drain(sub)
+	subscriber.SilenceConsumer(sub)
+	w.put(e.publish(e.session(1, 1)))
+	w.put(e.publish(e.session(3, 0)))
+	ended := w[e.session(0, 0).ID]
+	e.end(ended.Session, ended.Node, ended.Epoch, ended.Seq+1)
+	w.drop(ended.Session)
+	last := e.lastSeq()
+	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	defer cancel()
+	if err := sub.DrainTo(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	if sub.Processed() != last {
+		t.Errorf("processed %d, want %d", sub.Processed(), last)
+	}
+	checkHolds(t, "after a drain past a silent consumer", sub, w)
+}
+
 func TestProgressWhileBehind(t *testing.T) {
 	e := newEnv(t)
 	// The first message quarantines its session; the callback holds the

@@ -104,12 +104,37 @@ func dumpLogs(t *testing.T, dir string) {
 	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
 	for _, f := range logs {
 		data, _ := os.ReadFile(f)
-		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		lines := collapseRepeats(strings.Split(strings.TrimSpace(string(data)), "\n"))
 		if len(lines) > 40 {
 			lines = lines[len(lines)-40:]
 		}
 		t.Logf("--- %s (last lines)\n%s", filepath.Base(f), strings.Join(lines, "\n"))
 	}
+}
+
+// collapseRepeats folds runs of log lines that differ only in their time
+// into the first of them and a count, so that a node that logs the same
+// failure many times still shows what came before it.
+func collapseRepeats(lines []string) []string {
+	untimed := func(l string) string {
+		if i := strings.Index(l, " level="); i >= 0 {
+			return l[i:]
+		}
+		return l
+	}
+	var out []string
+	for i := 0; i < len(lines); {
+		j := i + 1
+		for j < len(lines) && untimed(lines[j]) == untimed(lines[i]) {
+			j++
+		}
+		out = append(out, lines[i])
+		if j-i > 1 {
+			out = append(out, fmt.Sprintf("(the line above, %d times more)", j-i-1))
+		}
+		i = j
+	}
+	return out
 }
 
 type groupStatus struct {
