@@ -790,10 +790,11 @@ func (s *Subscriber) WaitCaughtUp(ctx context.Context) error {
 // be an older message of a session whose newest came later. So once the
 // consumer is caught up and idle, DrainTo also asks the stream leader for
 // the first session message after the last one handled: if there is none
-// at or below seq, everything up to seq has been handled. If there is one
-// and the consumer has handed over nothing for drainStall, DrainTo reads
-// the messages up to seq from the stream leader itself: the promotion
-// then waits for the stream leader, not for a consumer that resets.
+// at or below seq, everything up to seq has been handled. If there is one,
+// stored at least drainStall ago, and the consumer has handed over nothing
+// for drainStall either, DrainTo reads the messages up to seq from the
+// stream leader itself: the promotion then waits for the stream leader,
+// not for a consumer that resets.
 func (s *Subscriber) DrainTo(ctx context.Context, seq uint64) error {
 	poll := time.NewTicker(drainPoll)
 	defer poll.Stop()
@@ -810,7 +811,7 @@ func (s *Subscriber) DrainTo(ctx context.Context, seq uint64) error {
 		// Before the catch-up ends a session's newest message may still be
 		// to come while an older one sits at or below seq.
 		if check && s.caughtUp.Load() {
-			next, err := s.nextUpTo(ctx, seq)
+			next, stored, err := s.nextUpTo(ctx, seq)
 			switch {
 			case err != nil:
 				if ctx.Err() == nil {
@@ -818,7 +819,9 @@ func (s *Subscriber) DrainTo(ctx context.Context, seq uint64) error {
 				}
 			case next == 0:
 				return nil
-			case time.Since(time.Unix(0, s.moved.Load())) >= drainStall:
+			case time.Since(stored) >= drainStall && time.Since(time.Unix(0, s.moved.Load())) >= drainStall:
+				// The consumer has had the message for drainStall and
+				// handed over nothing meanwhile.
 				if err := s.readUpTo(ctx, next, seq); err != nil && ctx.Err() == nil {
 					s.log.Warn("drain: read from the stream leader", "seq", seq, "err", err)
 				}
@@ -838,17 +841,23 @@ func (s *Subscriber) DrainTo(ctx context.Context, seq uint64) error {
 }
 
 // nextUpTo returns the stream sequence of the first session message after
-// the last one handled if it is at or below seq, else 0.
-func (s *Subscriber) nextUpTo(ctx context.Context, seq uint64) (uint64, error) {
+// the last one handled, and when the server stored it, if it is at or
+// below seq; else 0.
+func (s *Subscriber) nextUpTo(ctx context.Context, seq uint64) (uint64, time.Time, error) {
 	p := s.Processed()
 	if p >= seq {
-		return 0, nil
+		return 0, time.Time{}, nil
 	}
-	next, err := nextAfter(ctx, s.stream, s.cfg.Subjects.SessionFilter(), p)
-	if err != nil || next > seq {
-		return 0, err
+	msg, err := s.stream.GetMsg(ctx, p+1, jetstream.WithGetMsgSubject(s.cfg.Subjects.SessionFilter()))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return 0, time.Time{}, nil
+	case err != nil:
+		return 0, time.Time{}, err
+	case msg.Sequence > seq:
+		return 0, time.Time{}, nil
 	}
-	return next, nil
+	return msg.Sequence, msg.Time, nil
 }
 
 // readUpTo reads from the stream leader the session messages from stream
