@@ -82,8 +82,18 @@ func TestClusterReplicatedStreamSurvivesServerStop(t *testing.T) {
 	if string(msg.Data) != "after" || msg.Sequence != ack.Sequence || ack.Sequence != 2 {
 		t.Fatalf("last message %q seq %d, ack seq %d; want %q seq 2", msg.Data, msg.Sequence, ack.Sequence, "after")
 	}
-	if e, err := kv.Get(ctx, "g1"); err != nil || string(e.Value()) != "epoch 1" {
-		t.Fatalf("group entry after the stop: %v, %v", e, err)
+	// The bucket's leader may have been on the stopped server too, and its
+	// election may still be going on (no responders): read until it
+	// answers. A missing key is an answer, and fails below.
+	var entry jetstream.KeyValueEntry
+	brokertest.WaitFor(t, 30*time.Second, "group entry readable after the stop", func() bool {
+		gctx, gcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer gcancel()
+		entry, err = kv.Get(gctx, "g1")
+		return err == nil || errors.Is(err, jetstream.ErrKeyNotFound)
+	})
+	if err != nil || string(entry.Value()) != "epoch 1" {
+		t.Fatalf("group entry after the stop: %v, %v", entry, err)
 	}
 
 	// The stopped server comes back on its store and catches up.
