@@ -7,6 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"runtime/pprof"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -56,12 +58,35 @@ func Start(tb testing.TB, cfg node.Config, reg *model.Registry, res model.Resolv
 	r := &Running{Node: n, URL: "http://" + addr.String(), cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- n.Run(ctx) }()
 	tb.Cleanup(r.Stop)
-	brokertest.WaitFor(tb, 20*time.Second, cfg.Node+" to be ready", func() bool {
-		st, ok := r.Status()
-		return ok && st.Ready && (cfg.Role != node.RolePrimary || st.Role == "primary")
-	})
-	return r
+	var (
+		st node.Status
+		ok bool
+	)
+	for deadline := time.Now().Add(readyWithin); ; time.Sleep(10 * time.Millisecond) {
+		st, ok = r.Status()
+		if ok && st.Ready && (cfg.Role != node.RolePrimary || st.Role == "primary") {
+			return r
+		}
+		select {
+		case err := <-r.done:
+			r.done <- err // for Stop
+			tb.Fatalf("%s stopped before it was ready: %v", cfg.Node, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	// A node that hangs while it starts: say where every goroutine is, so
+	// that a rare hang seen once in CI can be found from its log.
+	var stacks strings.Builder
+	_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+	tb.Fatalf("%s not ready within %v: status %+v (answered %v)\n%s", cfg.Node, readyWithin, st, ok, stacks.String())
+	return nil
 }
+
+// readyWithin bounds how long Start waits for a node to be ready.
+const readyWithin = 20 * time.Second
 
 // Status reads the node's /understudy/status; ok is false when it does
 // not answer with one.
