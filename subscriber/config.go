@@ -73,6 +73,14 @@ type Config struct {
 	// server skip messages of a catch-up: tests set it to check that the
 	// catch-up notices (see catchup.go).
 	pullMaxBytes int
+
+	// pullBatch, when set, replaces the count of messages pulled at once
+	// (tests: a catch-up whose consumer resets in its middle).
+	pullBatch int
+
+	// afterHandle, when set, is called by the consumer's goroutine after
+	// each message it handled (tests: a fault at a chosen point).
+	afterHandle func(s *Subscriber, streamSeq uint64)
 }
 
 // Validate reports a Config that Start would reject.

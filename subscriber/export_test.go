@@ -17,3 +17,26 @@ func SilenceConsumer(s *Subscriber) {
 	s.life.Unlock()
 	it.Stop()
 }
+
+// WithPullBatch makes cfg's consumers pull n messages at a time.
+func WithPullBatch(cfg Config, n int) Config {
+	cfg.pullBatch = n
+	return cfg
+}
+
+// WithAfterHandle makes the consumer's goroutine call fn after each
+// message it handled.
+func WithAfterHandle(cfg Config, fn func(s *Subscriber, streamSeq uint64)) Config {
+	cfg.afterHandle = fn
+	return cfg
+}
+
+// DeleteConsumer deletes the subscriber's consumer on the server, as a
+// server that dies with it does: nats.go's ordered consumer then resets
+// itself.
+func DeleteConsumer(s *Subscriber) {
+	s.life.Lock()
+	c := s.cons
+	s.life.Unlock()
+	s.deleteConsumer(s.stream.CachedInfo().Config.Name, c.CachedInfo().Name)
+}

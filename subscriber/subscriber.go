@@ -280,9 +280,26 @@ type catchUp struct {
 	seen    *subjectSet // subjects of the messages at or below start.lastSeq
 	retryAt time.Time   // after a failed verification
 	last    time.Time   // when the pass last delivered a message (or began)
+
+	// consumer is the server-side consumer that delivered the pass's first
+	// message. Another one means nats.go's ordered consumer reset itself
+	// (its server died, or the consumer was lost): it goes on by stream
+	// sequence from the last message delivered, which in a pass of each
+	// session's newest message replays every older version the stream
+	// keeps after it (up to its history, 16, per session): in a chaos run
+	// a backup restarted a second before a NATS restart had not caught up
+	// two minutes later, the stream 1.8 million messages long. The pass
+	// is started again instead.
+	consumer string
+	reset    bool // a message came from another consumer than the pass's
 }
 
-func (s *Subscriber) pullOpts() []jetstream.PullMessagesOpt { return pullOpts(s.cfg.pullMaxBytes) }
+func (s *Subscriber) pullOpts() []jetstream.PullMessagesOpt {
+	if s.cfg.pullBatch > 0 {
+		return []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(s.cfg.pullBatch)}
+	}
+	return pullOpts(s.cfg.pullMaxBytes)
+}
 
 // pullOpts pulls by count, unless a test asks for a byte budget.
 func pullOpts(maxBytes int) []jetstream.PullMessagesOpt {
@@ -355,8 +372,11 @@ func (s *Subscriber) run(ctx context.Context, iter jetstream.MessagesContext, cu
 		switch {
 		case err == nil:
 			seq := s.handle(ctx, msg, cu)
-			if cu != nil && (s.lag.Load() == 0 || seq >= cu.start.lastSeq) {
+			switch {
+			case cu != nil && (s.lag.Load() == 0 || seq >= cu.start.lastSeq):
 				cu, iter = s.finishCatchUp(ctx, cu, iter)
+			case cu != nil && cu.reset:
+				iter = s.passAgain(ctx, cu, iter)
 			}
 		case errors.Is(err, nats.ErrTimeout):
 			cu, iter = s.idle(ctx, cu, iter)
@@ -386,10 +406,19 @@ func (s *Subscriber) handle(ctx context.Context, msg jetstream.Msg, cu *catchUp)
 		if md.Sequence.Stream <= cu.start.lastSeq {
 			cu.seen.add(msg.Subject())
 		}
+		switch {
+		case cu.consumer == "":
+			cu.consumer = md.Consumer
+		case md.Consumer != cu.consumer:
+			cu.reset = true
+		}
 	}
 	m, perr := snapshot.ParseMeta(s.cfg.Subjects, s.cfg.Sealer, msg.Subject(), msg.Headers(), msg.Data(), md.Sequence.Stream, md.Timestamp)
 	s.apply(ctx, msg.Subject(), md.Sequence.Stream, m, msg.Data(), perr)
 	s.advance(md.Sequence.Stream, md.NumPending)
+	if s.cfg.afterHandle != nil {
+		s.cfg.afterHandle(s, md.Sequence.Stream)
+	}
 	return md.Sequence.Stream
 }
 
@@ -572,28 +601,53 @@ func (s *Subscriber) readOne(ctx context.Context, subject string) error {
 // handled and delivers every message from there. If that fails it keeps
 // the current one, whose pending count is wrong, nothing else.
 func (s *Subscriber) resume(ctx context.Context, iter jetstream.MessagesContext) jetstream.MessagesContext {
-	name := s.stream.CachedInfo().Config.Name
-	cons, err := s.js.OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{
+	next, _ := s.replace(ctx, iter, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{s.cfg.Subjects.SessionFilter()},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    s.Processed() + 1,
 	})
+	return next
+}
+
+// passAgain starts a catch-up's pass of each session's newest message
+// again, on a new consumer, after the ordered consumer reset itself in
+// its middle (see catchUp.consumer). What the first pass applied stays:
+// the store takes each message at most once. If the new consumer cannot
+// be made, the pass goes on as the reset left it, slower, nothing else.
+func (s *Subscriber) passAgain(ctx context.Context, cu *catchUp, iter jetstream.MessagesContext) jetstream.MessagesContext {
+	s.log.Warn("catch-up's consumer reset itself: starting the pass of each session's newest message again", "stream_seq", s.Processed(), "subjects_seen", cu.seen.len())
+	cu.reset = false
+	next, ok := s.replace(ctx, iter, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{s.cfg.Subjects.SessionFilter()},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if ok {
+		cu.consumer, cu.last = "", time.Now()
+	}
+	return next
+}
+
+// replace swaps the consumer for a new one made with cfg and returns its
+// iterator, or, if that fails, the current one and false.
+func (s *Subscriber) replace(ctx context.Context, iter jetstream.MessagesContext, cfg jetstream.OrderedConsumerConfig) (jetstream.MessagesContext, bool) {
+	name := s.stream.CachedInfo().Config.Name
+	cons, err := s.js.OrderedConsumer(ctx, name, cfg)
 	if err != nil {
 		s.log.Warn("recreate consumer", "err", err)
-		return iter
+		return iter, false
 	}
 	next, err := cons.Messages(s.pullOpts()...)
 	if err != nil {
 		s.log.Warn("recreate consumer", "err", err)
 		s.deleteConsumer(name, cons.CachedInfo().Name)
-		return iter
+		return iter, false
 	}
 	s.life.Lock()
 	if s.state != stateRunning {
 		s.life.Unlock()
 		next.Stop()
 		s.deleteConsumer(name, cons.CachedInfo().Name)
-		return iter // stopped by Close: its Next says so
+		return iter, false // stopped by Close: its Next says so
 	}
 	old := s.cons
 	s.iter, s.cons = next, cons
@@ -603,7 +657,7 @@ func (s *Subscriber) resume(ctx context.Context, iter jetstream.MessagesContext)
 		s.deleteConsumer(name, info.Name)
 	}
 	s.lag.Store(cons.CachedInfo().NumPending)
-	return next
+	return next, true
 }
 
 // fillGap reads the newest valid snapshot of a session whose newest

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -453,6 +454,43 @@ func TestDrainPastASilentConsumer(t *testing.T) {
 		t.Errorf("processed %d, want %d", sub.Processed(), last)
 	}
 	checkHolds(t, "after a drain past a silent consumer", sub, w)
+}
+
+// TestCatchUpSurvivesAConsumerReset: a catch-up whose consumer is lost in
+// its middle (its server died) starts its pass of each session's newest
+// message again, instead of letting nats.go's ordered consumer go on by
+// stream sequence, which replays every older version after the last
+// message delivered.
+func TestCatchUpSurvivesAConsumerReset(t *testing.T) {
+	e := newEnv(t)
+	w := want{}
+	// One session's newest message first, then 16 versions (the stream's
+	// history per session) of each of 40 others: a pass reset after its
+	// first message and gone on by sequence replays all 640.
+	w.put(e.publish(e.session(0, 0)))
+	for v := range 16 {
+		for n := 1; n <= 40; n++ {
+			w.put(e.publish(e.session(n, v)))
+		}
+	}
+	var (
+		once    sync.Once
+		handled atomic.Int64
+	)
+	cfg := subscriber.WithAfterHandle(subscriber.WithPullBatch(subscriber.Config{}, 1), func(*subscriber.Subscriber, uint64) {
+		handled.Add(1)
+		once.Do(e.srv.Restart) // after the pass's first message
+	})
+	sub := e.start(cfg)
+	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+	defer cancel()
+	if err := sub.WaitCaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkHolds(t, "after a catch-up whose consumer reset", sub, w)
+	if n := handled.Load(); n > 2*int64(len(w))+10 {
+		t.Errorf("the catch-up handled %d messages for %d sessions: it replayed the stream after the reset", n, len(w))
+	}
 }
 
 func TestProgressWhileBehind(t *testing.T) {
