@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -392,6 +393,21 @@ func (l *Local) StartNodeEnv(ctx context.Context, name, role string, env []strin
 	return p, nil
 }
 
+// logTail returns the last lines of a process's log, joined on one line:
+// an error that says why a process exited must not depend on a log file
+// that a temporary directory may take with it.
+func logTail(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(unreadable: %v)", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return strings.Join(lines, " | ")
+}
+
 // waitHTTP polls url until ok accepts an answer, the process exits, or
 // ctx ends.
 func waitHTTP(ctx context.Context, p *Process, url string, ok func(*http.Response) bool) error {
@@ -407,7 +423,7 @@ func waitHTTP(ctx context.Context, p *Process, url string, ok func(*http.Respons
 		}
 		select {
 		case <-p.Done():
-			return fmt.Errorf("%s exited while starting (see %s): %v", p.Name, p.Log, p.err)
+			return fmt.Errorf("%s exited while starting (%v); the end of %s: %s", p.Name, p.err, p.Log, logTail(p.Log))
 		case <-ctx.Done():
 			return fmt.Errorf("%s not ready (see %s): %w", p.Name, p.Log, ctx.Err())
 		case <-time.After(50 * time.Millisecond):

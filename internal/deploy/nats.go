@@ -107,7 +107,7 @@ func (c *NATSCluster) Start(ctx context.Context, i int) error {
 		}
 		select {
 		case <-p.Done():
-			return fmt.Errorf("%s exited while starting (see %s)", s.Name, p.Log)
+			return fmt.Errorf("%s exited while starting; the end of %s: %s", s.Name, p.Log, logTail(p.Log))
 		case <-ctx.Done():
 			return fmt.Errorf("%s not listening: %w", s.Name, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
