@@ -113,19 +113,17 @@ func ParseMeta(subjects broker.Subjects, sealer Sealer, subject string, h nats.H
 			return bad("header %s %q", f.name, trunc(h.Get(f.name)))
 		}
 	}
-	switch h.Get(HeaderTombstone) {
-	case "":
-	case "1":
-		m.Tombstone = true
-	default:
-		return bad("header %s %q", HeaderTombstone, trunc(h.Get(HeaderTombstone)))
-	}
-	switch h.Get(HeaderFinished) {
-	case "":
-	case "1":
-		m.Finished = true
-	default:
-		return bad("header %s %q", HeaderFinished, trunc(h.Get(HeaderFinished)))
+	for _, f := range []struct {
+		name string
+		dst  *bool
+	}{{HeaderTombstone, &m.Tombstone}, {HeaderFinished, &m.Finished}} {
+		switch h.Get(f.name) {
+		case "":
+		case "1":
+			*f.dst = true
+		default:
+			return bad("header %s %q", f.name, trunc(h.Get(f.name)))
+		}
 	}
 	if key := h.Get(HeaderKey); key != "" {
 		if broker.ValidToken(key) != nil || len(key) > MaxKeyIDLen {

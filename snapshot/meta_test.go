@@ -8,14 +8,16 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"understudy/cbor"
+	"understudy/model"
 	"understudy/model/modeltest"
 	"understudy/snapshot"
 )
 
-// Snapshots carry no Nats-Msg-Id now; those stored by earlier versions
-// do, and are still read: a Nats-Msg-Id is checked where it is present.
-func TestMsgIDOfEarlierVersions(t *testing.T) {
-	run, _, err := modeltest.Drive(context.Background(), modeltest.Engine(), modeltest.SessionID(3), 1, "vehicle")
+// atVehicle returns session n driven to the vehicle step, encoded, and
+// the meta a primary publishes it with.
+func atVehicle(t *testing.T, n int) (*model.Session, []byte, snapshot.Meta) {
+	t.Helper()
+	run, _, err := modeltest.Drive(context.Background(), modeltest.Engine(), modeltest.SessionID(n), 1, "vehicle")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +26,13 @@ func TestMsgIDOfEarlierVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := snapshot.Meta{Session: s.ID, Epoch: s.Epoch, Seq: s.Seq, Node: s.Node, Format: cbor.FormatVersion}
+	return s, data, snapshot.Meta{Session: s.ID, Epoch: s.Epoch, Seq: s.Seq, Node: s.Node, Format: cbor.FormatVersion}
+}
+
+// Snapshots carry no Nats-Msg-Id now; those stored by earlier versions
+// do, and are still read: a Nats-Msg-Id is checked where it is present.
+func TestMsgIDOfEarlierVersions(t *testing.T) {
+	s, data, m := atVehicle(t, 3)
 	h := m.Header(data)
 	if h.Get(nats.MsgIdHdr) != "" {
 		t.Fatalf("a new snapshot carries Nats-Msg-Id %q", h.Get(nats.MsgIdHdr))
@@ -45,16 +53,8 @@ func TestMsgIDOfEarlierVersions(t *testing.T) {
 // A snapshot says in a header whether its application had finished; a
 // header that says anything else is a bad message.
 func TestFinishedHeader(t *testing.T) {
-	run, _, err := modeltest.Drive(context.Background(), modeltest.Engine(), modeltest.SessionID(4), 1, "vehicle")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := run.Session()
-	data, err := cbor.Marshal(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := snapshot.Meta{Session: s.ID, Epoch: s.Epoch, Seq: s.Seq, Node: s.Node, Format: cbor.FormatVersion, Finished: true}
+	_, data, m := atVehicle(t, 4)
+	m.Finished = true
 	h := m.Header(data)
 	got, err := parse(nil, m, h, data)
 	if err != nil || !got.Finished {
