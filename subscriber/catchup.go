@@ -81,15 +81,12 @@ func missingSubjects(ctx context.Context, stream jetstream.Stream, filter string
 	return missing, nil
 }
 
-// nextAfter returns the stream sequence of the first message on filter
-// after seq, read from the stream leader; 0 if there is none.
-func nextAfter(ctx context.Context, stream jetstream.Stream, filter string, seq uint64) (uint64, error) {
+// nextAfter returns the first message on filter after seq, read from the
+// stream leader; nil if there is none.
+func nextAfter(ctx context.Context, stream jetstream.Stream, filter string, seq uint64) (*jetstream.RawStreamMsg, error) {
 	msg, err := stream.GetMsg(ctx, seq+1, jetstream.WithGetMsgSubject(filter))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, nil
+		return nil, nil
 	}
-	if err != nil {
-		return 0, err
-	}
-	return msg.Sequence, nil
+	return msg, err
 }

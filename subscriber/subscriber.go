@@ -462,10 +462,10 @@ func (s *Subscriber) idle(ctx context.Context, cu *catchUp, iter jetstream.Messa
 		}
 		s.lastStallCheck = time.Now()
 		next, err := nextAfter(ctx, s.stream, s.cfg.Subjects.SessionFilter(), s.Processed())
-		if err != nil || next == 0 {
+		if err != nil || next == nil {
 			return nil, iter
 		}
-		s.log.Warn("consumer silent while the stream holds newer messages: recreating it", "stream_seq", s.Processed(), "next", next)
+		s.log.Warn("consumer silent while the stream holds newer messages: recreating it", "stream_seq", s.Processed(), "next", next.Sequence)
 		return nil, s.resume(ctx, iter)
 	}
 	// The server says messages are pending, but none came. After a
@@ -473,7 +473,7 @@ func (s *Subscriber) idle(ctx context.Context, cu *catchUp, iter jetstream.Messa
 	// after the last one handled, the count is wrong (a message was
 	// skipped and still counts as pending). A new consumer counts right.
 	next, err := nextAfter(ctx, s.stream, s.cfg.Subjects.SessionFilter(), s.Processed())
-	if err != nil || next != 0 {
+	if err != nil || next != nil {
 		return nil, iter
 	}
 	s.log.Warn("consumer counts pending messages the stream does not hold: recreating it", "pending", s.lag.Load(), "stream_seq", s.Processed())
@@ -902,14 +902,9 @@ func (s *Subscriber) nextUpTo(ctx context.Context, seq uint64) (uint64, time.Tim
 	if p >= seq {
 		return 0, time.Time{}, nil
 	}
-	msg, err := s.stream.GetMsg(ctx, p+1, jetstream.WithGetMsgSubject(s.cfg.Subjects.SessionFilter()))
-	switch {
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return 0, time.Time{}, nil
-	case err != nil:
+	msg, err := nextAfter(ctx, s.stream, s.cfg.Subjects.SessionFilter(), p)
+	if err != nil || msg == nil || msg.Sequence > seq {
 		return 0, time.Time{}, err
-	case msg.Sequence > seq:
-		return 0, time.Time{}, nil
 	}
 	return msg.Sequence, msg.Time, nil
 }
@@ -922,15 +917,12 @@ func (s *Subscriber) readUpTo(ctx context.Context, next, seq uint64) error {
 	s.log.Warn("consumer silent while a drain waits: reading from the stream leader", "from", next, "to", seq, "handled", s.Processed())
 	for next <= seq {
 		rctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
-		raw, err := s.stream.GetMsg(rctx, next, jetstream.WithGetMsgSubject(s.cfg.Subjects.SessionFilter()))
+		raw, err := nextAfter(rctx, s.stream, s.cfg.Subjects.SessionFilter(), next-1)
 		cancel()
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
 		if err != nil {
 			return err
 		}
-		if raw.Sequence > seq {
+		if raw == nil || raw.Sequence > seq {
 			break
 		}
 		m, perr := snapshot.ParseMeta(s.cfg.Subjects, s.cfg.Sealer, raw.Subject, raw.Header, raw.Data, raw.Sequence, raw.Time)
