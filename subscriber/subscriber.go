@@ -438,6 +438,15 @@ func (s *Subscriber) apply(ctx context.Context, subject string, seq uint64, m sn
 		s.log.Debug("fenced snapshot ignored", "session", m.Session, "stream_seq", m.StreamSeq, "epoch", m.Epoch, "node", m.Node)
 	case fencedGap:
 		s.fillGap(ctx, m)
+	case ended:
+		s.sessionEnded(m)
+	}
+}
+
+// sessionEnded passes a tombstone the copy took on to Config.OnEnded.
+func (s *Subscriber) sessionEnded(m snapshot.Meta) {
+	if s.cfg.OnEnded != nil {
+		s.cfg.OnEnded(m.Session, m.StreamSeq, m.Time)
 	}
 }
 
@@ -677,6 +686,8 @@ func (s *Subscriber) fillGap(ctx context.Context, m snapshot.Meta) {
 	switch out {
 	case quarantined:
 		s.quarantined(m.Session, m.StreamSeq, qerr)
+	case ended:
+		s.sessionEnded(st.Meta)
 	case unresolved:
 		s.log.Warn("cannot read under a fenced snapshot yet: trying again", "session", m.Session, "fenced_seq", m.StreamSeq, "err", err)
 		s.kick()
@@ -977,6 +988,9 @@ func (s *Subscriber) Refence(ctx context.Context) error {
 		case applied, dropped, ended:
 			s.log.Info("refenced", "session", r.id, "fenced_seq", r.streamSeq, "now_seq", st.StreamSeq, "outcome", out)
 		}
+		if out == ended {
+			s.sessionEnded(st.Meta)
+		}
 	}
 	errs = append(errs, s.resolveGaps(ctx)...)
 	return errors.Join(errs...)
@@ -1002,6 +1016,8 @@ func (s *Subscriber) resolveGaps(ctx context.Context) []error {
 		switch out {
 		case quarantined:
 			s.quarantined(id, under, qerr)
+		case ended:
+			s.sessionEnded(st.Meta)
 		case unresolved:
 			errs = append(errs, fmt.Errorf("read session %s under fenced stream seq %d: %w", id, under, err))
 		}
