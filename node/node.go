@@ -49,6 +49,10 @@ type Node struct {
 
 	sessions *table
 	purges   purges
+	// sweepNow wakes the sweep at a promotion: a primary whose tenure is
+	// shorter than the sweep's period would otherwise never end what the
+	// old one left finished or idle.
+	sweepNow chan struct{}
 	limiter  *limiter
 	inflight gate // interactions being handled
 	admit    *admission
@@ -75,6 +79,7 @@ func New(cfg Config, reg *model.Registry, res model.Resolver) (*Node, error) {
 	n := &Node{
 		cfg: cfg, eng: model.NewEngine(reg, res), log: cfg.Logger.With("node", cfg.Node),
 		sessions: newTable(), limiter: newLimiter(cfg.NewPerMinute), admit: newAdmission(cfg.MaxInFlight, cfg.AdmissionWait),
+		sweepNow: make(chan struct{}, 1),
 	}
 	n.bgCtx, n.bgStop = context.WithCancel(context.Background())
 	n.met = newMetrics(n)
@@ -216,6 +221,9 @@ func (n *Node) join(ctx context.Context) error {
 		OnQuarantine: n.met.quarantine,
 	}
 	n.reader = subscriber.NewReader(n.stream, subCfg)
+	subCfg.OnEnded = func(id model.SessionID, streamSeq uint64, stored time.Time) {
+		n.schedulePurge(id, streamSeq, stored, true)
+	}
 	hooks := group.Hooks{
 		Promote:  n.promote,
 		Demote:   n.demote,
@@ -313,12 +321,12 @@ func (n *Node) promote(ctx context.Context, p group.Promotion) (int, error) {
 	if n.sub != nil {
 		held = n.sub.Len()
 	}
-	n.purges.clear()
 	n.background(n.followRole)
-	n.background(func(ctx context.Context) {
-		n.adoptAll(ctx, p.Epoch)
-		n.scanTombstones(ctx, p.Epoch)
-	})
+	n.background(func(ctx context.Context) { n.adoptAll(ctx, p.Epoch) })
+	if n.sub == nil {
+		n.background(func(ctx context.Context) { n.scanTombstones(ctx, p.Epoch) })
+	}
+	n.kickSweep()
 	return held, nil
 }
 

@@ -154,27 +154,34 @@ func TestRetentionPurgesEndedSessions(t *testing.T) {
 	})
 
 	// A primary that keeps history for ever ends a session; the primary
-	// that replaces it purges it.
+	// that replaces it purges it: a backup that took the tombstone into
+	// its copy (started after it was written: its catch-up brings it), or
+	// a cold standby, which scans the stream once promoted.
 	a.Stop()
-	forever := start(t, srv, "f", node.RolePrimary, func(c *node.Config) { c.Idle, c.Retention = 300*time.Millisecond, -1 })
-	b := start(t, srv, "b", node.RoleBackup, short)
-	c = newClient(t, forever.URL)
-	c.get()
-	c.answer(1, 0)
-	id = c.page.Session
-	brokertest.WaitFor(t, 10*time.Second, "the idle session to end", func() bool {
-		_, tombs := messages(t, srv, id)
-		return tombs == 1
-	})
-	forever.Stop()
-	brokertest.WaitFor(t, 10*time.Second, "b to serve", func() bool {
-		st, ok := b.Status()
-		return ok && st.Role == "primary" && st.Ready
-	})
-	brokertest.WaitFor(t, 10*time.Second, "the new primary to purge it", func() bool {
-		n, _ := messages(t, srv, id)
-		return n == 0
-	})
+	for _, cold := range []bool{false, true} {
+		t.Run(map[bool]string{false: "backup", true: "cold"}[cold], func(t *testing.T) {
+			forever := start(t, srv, "f", node.RolePrimary, func(c *node.Config) { c.Idle, c.Retention = 300*time.Millisecond, -1 })
+			c := newClient(t, forever.URL)
+			c.get()
+			c.answer(1, 0)
+			id := c.page.Session
+			brokertest.WaitFor(t, 10*time.Second, "the idle session to end", func() bool {
+				_, tombs := messages(t, srv, id)
+				return tombs == 1
+			})
+			b := start(t, srv, "b", node.RoleBackup, short, func(c *node.Config) { c.Cold = cold })
+			forever.Stop()
+			brokertest.WaitFor(t, 10*time.Second, "b to serve", func() bool {
+				st, ok := b.Status()
+				return ok && st.Role == "primary" && st.Ready
+			})
+			brokertest.WaitFor(t, 10*time.Second, "the new primary to purge it", func() bool {
+				n, _ := messages(t, srv, id)
+				return n == 0
+			})
+			b.Stop()
+		})
+	}
 }
 
 // TestSealedFailover: a node pair sealing snapshots fails over and the

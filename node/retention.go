@@ -16,6 +16,11 @@ import (
 // purgeRetry is how long a purge that failed waits before the next try.
 const purgeRetry = time.Minute
 
+// purgeForget is how long past its due time a backup keeps a purge the
+// primary should have done: it matters only if this node is promoted
+// before a primary got to it, and a new primary runs what is due at once.
+const purgeForget = 10 * time.Minute
+
 // purge is an ended session whose history is to be purged from the
 // stream once its retention has passed: every message at or below its
 // tombstone.
@@ -28,10 +33,16 @@ type purge struct {
 	check bool
 }
 
-// purges is the primary's schedule of purges, soonest first. The primary
-// adds the sessions it ends, and at each promotion the tombstones the
-// stream holds (scanTombstones): a new primary finishes what the old one
-// scheduled.
+// purges is the schedule of purges, soonest first. The primary adds the
+// sessions it ends; a backup adds the tombstones its copy takes from the
+// stream (subscriber.Config.OnEnded), so that once promoted it finishes
+// what the old primary scheduled without reading the stream again. (A
+// promotion used to scan the stream for tombstones after adopting every
+// session: with failovers every few seconds the scan never ran, nothing
+// was purged, and every catch-up read the tombstone of every session that
+// ever ended.) A cold node has no copy: it scans at promotion. The
+// schedule costs about 100 bytes a session ended within the retention, on
+// every node alike.
 type purges struct {
 	mu sync.Mutex
 	q  purgeHeap
@@ -67,10 +78,9 @@ func (p *purges) due(now time.Time) []purge {
 	return out
 }
 
-func (p *purges) clear() {
-	p.mu.Lock()
-	p.q = nil
-	p.mu.Unlock()
+// forget drops the purges due before cutoff, and returns how many.
+func (p *purges) forget(cutoff time.Time) int {
+	return len(p.due(cutoff))
 }
 
 func (p *purges) len() int {

@@ -412,14 +412,18 @@ func (n *Node) sweep(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-n.sweepNow:
 		}
+		now := time.Now()
 		// A node ends sessions only while it holds the lease: a zombie's
 		// tombstones would be fenced, and its view of idleness is stale.
 		if !n.serving.Load() || !n.leaseValid() {
+			if dropped := n.purges.forget(now.Add(-purgeForget)); dropped > 0 {
+				n.log.Debug("purges left to the primary forgotten", "sessions", dropped)
+			}
 			continue
 		}
 		epoch := n.epoch.Load()
-		now := time.Now()
 		n.runPurges(ctx, now)
 		n.sweepHeld(ctx, now)
 		inParallel(ctx, n.sessions.all(), n.sweepStopped, func(s *session) {
@@ -436,6 +440,14 @@ func (n *Node) sweep(ctx context.Context) {
 				n.end(ctx, s, map[bool]string{true: "idle", false: "finished"}[idle])
 			}
 		})
+	}
+}
+
+// kickSweep makes the sweep run now rather than at its next tick.
+func (n *Node) kickSweep() {
+	select {
+	case n.sweepNow <- struct{}{}:
+	default:
 	}
 }
 
