@@ -397,8 +397,8 @@ func (n *Node) adoptAll(ctx context.Context, epoch uint64) {
 	n.log.Info("sessions materialized after promotion", "sessions", done, "of", len(ids), "took", time.Since(start))
 }
 
-// sweep ends idle and finished sessions with a tombstone, and purges
-// ended sessions whose retention has passed.
+// sweep ends idle and finished sessions with a tombstone, then purges
+// ended sessions whose retention has passed, for at most a period.
 func (n *Node) sweep(ctx context.Context) {
 	every := min(n.cfg.Idle, n.cfg.FinishedLinger) / 4
 	if n.cfg.Retention > 0 {
@@ -424,7 +424,6 @@ func (n *Node) sweep(ctx context.Context) {
 			continue
 		}
 		epoch := n.epoch.Load()
-		n.runPurges(ctx, now)
 		n.sweepHeld(ctx, now)
 		inParallel(ctx, n.sessions.all(), n.sweepStopped, func(s *session) {
 			if !s.mu.TryLock() {
@@ -440,6 +439,7 @@ func (n *Node) sweep(ctx context.Context) {
 				n.end(ctx, s, map[bool]string{true: "idle", false: "finished"}[idle])
 			}
 		})
+		n.runPurges(ctx, now, every)
 	}
 }
 
@@ -451,7 +451,7 @@ func (n *Node) kickSweep() {
 	}
 }
 
-// sweepWorkers bounds the sessions a sweep ends, or purges, at once. One
+// sweepWorkers bounds the sessions a sweep ends at once. One
 // at a time, a primary ended a few hundred sessions a minute (a
 // tombstone's publish waits for its ack): after failovers every few
 // seconds, with thousands of new sessions a minute, the finished ones

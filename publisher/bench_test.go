@@ -186,3 +186,60 @@ func BenchmarkPublishAsync(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPurge measures Purge of an ended session's history (eleven
+// messages, spread over the stream among the messages of `between` other
+// sessions, as under load) beside a publish in the same run: what a
+// primary can purge a second bounds the rate at which sessions may end
+// under a retention.
+func BenchmarkPurge(b *testing.B) {
+	for _, fsync := range []string{"always", "periodic"} {
+		b.Run(fsync, func(b *testing.B) {
+			var opts []brokertest.Option
+			if fsync == "periodic" {
+				opts = append(opts, brokertest.WithSyncInterval(100*time.Millisecond))
+			}
+			e := setup(b, opts...)
+			data := make([]byte, 4096)
+			pub := func(subject string) uint64 {
+				ack, err := e.js.Publish(ctx, subject, data)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return ack.Sequence
+			}
+			p := e.publisher(b, "n1", nil)
+			subject := func(i int) string {
+				s, _ := broker.Subjects{}.SessionSubject(string(modeltest.SessionID(i)))
+				return s
+			}
+			others := 0
+			b.Run("publish", func(b *testing.B) {
+				for b.Loop() {
+					pub(subject(1_000_000 + others))
+					others++
+				}
+			})
+			for _, between := range []int{1, 100} {
+				b.Run(fmt.Sprintf("purge/between=%d", between), func(b *testing.B) {
+					for i := 0; i < b.N; i++ {
+						b.StopTimer()
+						id := modeltest.SessionID(100_000*between + i)
+						var top uint64
+						for range 11 {
+							top = pub(subject(100_000*between + i))
+							for range between {
+								pub(subject(1_000_000 + others%5000))
+								others++
+							}
+						}
+						b.StartTimer()
+						if err := p.Purge(ctx, id, top); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		})
+	}
+}
