@@ -195,13 +195,23 @@ func (n *Node) join(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node %s: lease connection: %w", n.cfg.Node, err)
 	}
-	lkv, err := ljs.KeyValue(ctx, kv.Bucket())
+	var (
+		lkv     jetstream.KeyValue
+		lstream jetstream.Stream
+	)
+	n.setJoining("binding the lease's connection to the bucket and stream (retrying until NATS answers)")
+	err = broker.Retry(ctx, n.log, "binding the lease's connection to the bucket and stream", nil, func() error {
+		var err error
+		if lkv, err = ljs.KeyValue(ctx, kv.Bucket()); err != nil {
+			return fmt.Errorf("bucket %s: %w", kv.Bucket(), err)
+		}
+		if lstream, err = ljs.Stream(ctx, stream.CachedInfo().Config.Name); err != nil {
+			return fmt.Errorf("stream: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("node %s: lease connection: bucket %s: %w", n.cfg.Node, kv.Bucket(), err)
-	}
-	lstream, err := ljs.Stream(ctx, stream.CachedInfo().Config.Name)
-	if err != nil {
-		return fmt.Errorf("node %s: lease connection: stream: %w", n.cfg.Node, err)
+		return fmt.Errorf("node %s: lease connection: %w", n.cfg.Node, err)
 	}
 
 	fence := &lateFence{}
