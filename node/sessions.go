@@ -331,18 +331,7 @@ func unrestorable(err error) bool {
 }
 
 func (n *Node) materialize(ctx context.Context, st snapshot.Stored) (*model.Run, error) {
-	data, err := snapshot.Open(n.cfg.Sealer, st.Meta, st.Data)
-	if err != nil {
-		return nil, err
-	}
-	s, err := cbor.Decode(data)
-	if err != nil {
-		return nil, err
-	}
-	if s.ID != st.Session {
-		return nil, fmt.Errorf("session %s: %w: snapshot is of session %s", st.Session, snapshot.ErrBadMessage, s.ID)
-	}
-	run, err := n.eng.Materialize(ctx, s)
+	run, err := snapshot.Restore(ctx, n.eng, n.cfg.Sealer, st)
 	if err != nil {
 		return nil, err
 	}

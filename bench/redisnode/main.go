@@ -3,8 +3,8 @@
 // kept in Redis, as Spring Session or a Redis-backed Go session store
 // keeps it.
 //
-// On every request it reads the session from Redis (GET), decodes it
-// (cbor.Decode) and rebuilds it (model.Engine.Materialize); after every
+// On every request it reads the session from Redis (GET), decodes and
+// rebuilds it by the node's own path (snapshot.Restore); after every
 // interaction it encodes it (cbor.Marshal) and writes it back (SET, with a
 // time to live) before it answers. It runs the same application
 // (demo.Registry), the same engine, the same entity database and the same

@@ -18,6 +18,7 @@ import (
 
 	"understudy/cbor"
 	"understudy/model"
+	"understudy/snapshot"
 )
 
 // KeyPrefix starts the Redis key of every session.
@@ -89,14 +90,9 @@ func (s *server) load(ctx context.Context, id model.SessionID) (*model.Run, erro
 	if err != nil {
 		return nil, fmt.Errorf("redis get session %s: %w", id, err)
 	}
-	sess, err := cbor.Decode(data)
-	if err != nil {
-		return nil, fmt.Errorf("decode session %s: %w", id, err)
-	}
-	if sess.ID != id {
-		return nil, fmt.Errorf("session %s: stored under %s", sess.ID, id)
-	}
-	return s.eng.Materialize(ctx, sess)
+	// The path the node restores by, with what Redis holds: a payload
+	// neither sealed nor in a stream.
+	return snapshot.Restore(ctx, s.eng, nil, snapshot.Stored{Meta: snapshot.Meta{Session: id}, Data: data})
 }
 
 // store writes a session to Redis; it returns once Redis has answered,

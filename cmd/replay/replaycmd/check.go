@@ -261,14 +261,17 @@ func namedIn(err error) model.SessionID {
 // check says what would become of one session with the checker's build.
 func (k *checker) check(ctx context.Context, st snapshot.Stored) verdict {
 	v := verdict{session: st.Session, streamSeq: st.StreamSeq, app: "-", outcome: "fail"}
-	data, err := snapshot.Open(k.sealer, st.Meta, st.Data)
-	if err != nil {
-		v.kind, v.err = "sealed", fmt.Errorf("session %s stream seq %d: %w", st.Session, st.StreamSeq, err)
+	s, err := snapshot.Session(k.sealer, st)
+	var de *cbor.DecodeError
+	switch {
+	case errors.Is(err, snapshot.ErrSealed):
+		v.kind, v.err = "sealed", err
 		return v
-	}
-	s, err := cbor.Decode(data)
-	if err != nil {
-		v.kind, v.err = "undecodable", fmt.Errorf("session %s stream seq %d: %w", st.Session, st.StreamSeq, err)
+	case errors.As(err, &de):
+		v.kind, v.err = "undecodable", err
+		return v
+	case err != nil:
+		v.kind, v.err = failure(err), err
 		return v
 	}
 	v.app = s.App + "@" + strconv.Itoa(s.Version)
@@ -311,6 +314,7 @@ func failure(err error) string {
 		{model.ErrBadSessionID, "bad session id"},
 		{model.ErrUnresolved, "entity"},
 		{model.ErrStaleEntity, "entity"},
+		{snapshot.ErrBadMessage, "bad message"},
 	} {
 		if errors.Is(err, k.err) {
 			return k.kind

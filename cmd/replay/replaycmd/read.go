@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"understudy/broker"
-	"understudy/cbor"
 	"understudy/group"
 	"understudy/model"
 	"understudy/snapshot"
@@ -259,20 +258,14 @@ func payload(m message) ([]byte, error) {
 	return data, nil
 }
 
-// decode decodes a message's snapshot.
+// decode decodes a message's snapshot (snapshot.Session, the path the
+// node restores by). A tombstone is snapshot.ErrNotFound.
 func decode(m message) (*model.Session, error) {
-	if m.Tombstone {
-		return nil, fmt.Errorf("session %s stream seq %d: a tombstone: the session ended", m.Session, m.StreamSeq)
+	s, err := snapshot.Session(m.sealer, snapshot.Stored{Meta: m.Meta, Data: m.Data})
+	if err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", ErrUndecodable, err)
 	}
-	data, err := payload(m)
-	if err != nil {
-		return nil, err
-	}
-	s, err := cbor.Decode(data)
-	if err != nil {
-		return nil, fmt.Errorf("session %s stream seq %d: %w: %w", m.Session, m.StreamSeq, ErrUndecodable, err)
-	}
-	return s, nil
+	return s, err
 }
 
 // sessionView is one session's kept history, read over a connection that
