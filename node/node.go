@@ -284,7 +284,7 @@ func (n *Node) join(ctx context.Context) error {
 		return fmt.Errorf("node %s: subscribe erase: %w", n.cfg.Node, err)
 	}
 	n.started.Store(true)
-	go n.sweep(ctx)
+	n.background(n.sweep)
 
 	if n.cfg.Role != RolePrimary {
 		n.log.Info("running as a backup", "cold", n.cfg.Cold)

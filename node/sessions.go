@@ -406,7 +406,7 @@ func (n *Node) sweep(ctx context.Context) {
 		now := time.Now()
 		// A node ends sessions only while it holds the lease: a zombie's
 		// tombstones would be fenced, and its view of idleness is stale.
-		if !n.serving.Load() || !n.leaseValid() {
+		if n.sweepStopped() {
 			if dropped := n.purges.forget(now.Add(-purgeForget)); dropped > 0 {
 				n.log.Debug("purges left to the primary forgotten", "sessions", dropped)
 			}
@@ -448,8 +448,8 @@ func (n *Node) kickSweep() {
 const sweepWorkers = 8
 
 // sweepStopped says whether a sweep must stop: this node no longer holds
-// a valid lease.
-func (n *Node) sweepStopped() bool { return !n.serving.Load() || !n.leaseValid() }
+// a valid lease, or is handing over or shutting down.
+func (n *Node) sweepStopped() bool { return !n.serving.Load() || n.draining.Load() || !n.leaseValid() }
 
 // inParallel calls fn with each item, sweepWorkers at a time, until ctx
 // ends or stop says so, and returns when every call has.
