@@ -402,7 +402,24 @@ func (n *Node) submit(w http.ResponseWriter, r *http.Request) {
 		answerNow(w, func(w http.ResponseWriter) { n.respond(w, r, s, false) })
 		w = discard{w.Header()}
 	}
-	if !n.replicate(ctx, w, r, s, next, created) {
+	switch rep := n.replicate(ctx, s, next); rep.what {
+	case diverged:
+		s.run, s.epoch = rep.run, rep.epoch
+		if n.answerable(w, r, s) {
+			n.respond(w, r, s, true)
+		}
+		return
+	case unreadable:
+		n.sessions.remove(s)
+		n.serverError(w, r, s.id, rep.err)
+		return
+	case fenced:
+		n.sessions.remove(s)
+		n.unavailable(w, r, UnavailableLease, "This server is no longer in charge of your application.")
+		return
+	case notStored:
+		n.dropIfNew(s, created)
+		n.unavailable(w, r, UnavailableBroker, "We could not save your answer. Please try again.")
 		return
 	}
 	// Stored: the session's memory is the acknowledged state whether or
@@ -425,19 +442,38 @@ func (n *Node) submit(w http.ResponseWriter, r *http.Request) {
 	n.respond(w, r, s, false)
 }
 
-// replicate publishes the new state and reports whether the interaction may
-// be answered. On false it has answered the request itself.
-func (n *Node) replicate(ctx context.Context, w http.ResponseWriter, r *http.Request, s *session, next *model.Run, created bool) bool {
+// replication is what became of an interaction's publish.
+type replication int
+
+const (
+	stored     replication = iota // acknowledged (or not replicated at all: Off)
+	diverged                      // an earlier attempt landed: the stream's state is the session's
+	unreadable                    // diverged, and the stream's state does not restore
+	fenced                        // another node owns the session
+	notStored                     // the broker did not take it: nothing was applied
+)
+
+// replicated is the outcome of replicate: for diverged, the session as
+// the stream holds it and the epoch it was stored at; for unreadable and
+// notStored, why.
+type replicated struct {
+	what  replication
+	run   *model.Run
+	epoch uint64
+	err   error
+}
+
+// replicate publishes the new state of session s and says what became of
+// it; the caller answers. It counts and logs what it saw.
+func (n *Node) replicate(ctx context.Context, s *session, next *model.Run) replicated {
 	switch n.cfg.Replication {
 	case Off:
-		return true
+		return replicated{what: stored}
 	case Async:
 		if err := n.pub.PublishAsync(ctx, next.Session()); err != nil {
-			n.dropIfNew(s, created)
-			n.unavailable(w, r, UnavailableBroker, "We could not save your answer. Please try again.")
-			return false
+			return replicated{what: notStored, err: err}
 		}
-		return true
+		return replicated{what: stored}
 	}
 	n.fault("before-publish")
 	t0 := time.Now()
@@ -454,32 +490,22 @@ func (n *Node) replicate(ctx context.Context, w http.ResponseWriter, r *http.Req
 		// follows the stream. The submission is not applied again.
 		run, merr := n.materialize(ctx, div.Stored)
 		if merr != nil {
-			n.sessions.remove(s)
-			n.serverError(w, r, s.id, merr)
-			return false
+			return replicated{what: unreadable, err: merr}
 		}
-		s.run, s.epoch = run, div.Stored.Epoch
 		n.met.interactions.WithLabelValues("diverged").Inc()
-		if n.answerable(w, r, s) {
-			n.respond(w, r, s, true)
-		}
-		return false
+		return replicated{what: diverged, run: run, epoch: div.Stored.Epoch}
 	case errors.Is(err, publisher.ErrFenced):
 		n.met.fenced.Inc()
-		n.sessions.remove(s)
 		n.log.Error("session fenced: another node owns it", "session", s.id, "err", err)
-		n.unavailable(w, r, UnavailableLease, "This server is no longer in charge of your application.")
-		return false
+		return replicated{what: fenced, err: err}
 	default:
 		n.met.interactions.WithLabelValues("not_replicated").Inc()
-		n.dropIfNew(s, created)
 		n.log.Warn("interaction not replicated", "session", s.id, "seq", next.Seq(), "err", err)
-		n.unavailable(w, r, UnavailableBroker, "We could not save your answer. Please try again.")
-		return false
+		return replicated{what: notStored, err: err}
 	}
 	n.met.snapshotBytes.Observe(float64(ack.Bytes))
 	n.fault("after-publish")
-	return true
+	return replicated{what: stored}
 }
 
 // answerable applies the answer rule to what session s holds in memory,
