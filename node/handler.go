@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"understudy/model"
+	"understudy/pages"
 	"understudy/publisher"
 	"understudy/wire"
 )
@@ -53,7 +54,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /static/style.css", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")
 		w.Header().Set("Cache-Control", "max-age=3600")
-		w.Write(n.ui.css)
+		w.Write(n.ui.CSS())
 	})
 	mux.HandleFunc("GET /{$}", n.view)
 	mux.HandleFunc("POST /{$}", n.submit)
@@ -86,7 +87,7 @@ func (n *Node) unavailable(w http.ResponseWriter, r *http.Request, reason, msg s
 	w.Header().Set(HeaderUnavailable, reason)
 	w.Header().Set("Retry-After", "1")
 	n.met.unavailable.WithLabelValues(reason).Inc()
-	n.ui.render(w, r, http.StatusServiceUnavailable, view{Title: "Please try again in a moment", Message: msg, Reason: reason})
+	n.ui.Render(w, r, http.StatusServiceUnavailable, pages.View{Title: "Please try again in a moment", Message: msg, Reason: reason})
 }
 
 // admitted takes a place among the requests in flight (see admission),
@@ -104,7 +105,7 @@ func (n *Node) admitted(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func (n *Node) fail(w http.ResponseWriter, r *http.Request, status int, title, msg string, restart bool) {
-	n.ui.render(w, r, status, view{Title: title, Message: msg, Restart: restart, Reason: http.StatusText(status)})
+	n.ui.Render(w, r, status, pages.View{Title: title, Message: msg, Restart: restart, Reason: http.StatusText(status)})
 }
 
 // servingOrRefuse reports whether this node may serve the application now,
@@ -177,12 +178,12 @@ func (n *Node) csrf(id model.SessionID) string {
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:16])
 }
 
-func (n *Node) pageView(ctx context.Context, run *model.Run, stale bool) (view, error) {
+func (n *Node) pageView(ctx context.Context, run *model.Run, stale bool) (pages.View, error) {
 	pg, err := n.eng.Page(ctx, run)
 	if err != nil {
-		return view{}, err
+		return pages.View{}, err
 	}
-	v := view{Page: pg, CSRF: n.csrf(run.ID()), Stale: stale}
+	v := pages.View{Page: pg, CSRF: n.csrf(run.ID()), Stale: stale}
 	if pg.Finished {
 		v.Answers = n.eng.Answers(ctx, run)
 	}
@@ -208,7 +209,7 @@ func (n *Node) view(w http.ResponseWriter, r *http.Request) {
 				n.serverError(w, r, id, err)
 				return
 			}
-			n.ui.render(w, r, http.StatusOK, v)
+			n.ui.Render(w, r, http.StatusOK, v)
 			return
 		case errors.Is(err, errEnded):
 			n.ended(w, r)
@@ -240,7 +241,7 @@ func (n *Node) view(w http.ResponseWriter, r *http.Request) {
 		n.serverError(w, r, id, err)
 		return
 	}
-	n.ui.render(w, r, http.StatusOK, v)
+	n.ui.Render(w, r, http.StatusOK, v)
 }
 
 // defaultApp is the application a new session runs: the first registered.
@@ -264,7 +265,7 @@ func (n *Node) ended(w http.ResponseWriter, r *http.Request) {
 // the session's messages stay in the stream for an operator.
 func (n *Node) quarantined(w http.ResponseWriter, r *http.Request, id model.SessionID) {
 	n.met.interactions.WithLabelValues("quarantined").Inc()
-	n.ui.render(w, r, http.StatusInternalServerError, view{
+	n.ui.Render(w, r, http.StatusInternalServerError, pages.View{
 		Title:   "Your application cannot be restored",
 		Message: "Its saved state is damaged, so it cannot be continued safely. It has been kept for our team to look at (reference " + string(id) + "). You can start a new application.",
 		Reason:  ReasonQuarantined, Restart: true,
@@ -371,7 +372,7 @@ func (n *Node) submit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		v.Page.Reject(bad)
-		n.ui.render(w, r, http.StatusUnprocessableEntity, v)
+		n.ui.Render(w, r, http.StatusUnprocessableEntity, v)
 		return
 	case errors.Is(err, model.ErrStaleInteraction), errors.Is(err, model.ErrFinished):
 		// A back button, a double submit, or a retry of an interaction
@@ -578,7 +579,7 @@ func (n *Node) respond(w http.ResponseWriter, r *http.Request, s *session, stale
 		n.serverError(w, r, s.id, err)
 		return
 	}
-	n.ui.render(w, r, http.StatusOK, v)
+	n.ui.Render(w, r, http.StatusOK, v)
 }
 
 func (n *Node) checkCSRF(r *http.Request, id model.SessionID) bool {

@@ -18,6 +18,7 @@ import (
 	"understudy/broker"
 	"understudy/group"
 	"understudy/model"
+	"understudy/pages"
 	"understudy/publisher"
 	"understudy/snapshot"
 	"understudy/subscriber"
@@ -30,7 +31,7 @@ type Node struct {
 	eng *model.Engine
 	log *slog.Logger
 	met *metrics
-	ui  *ui
+	ui  *pages.UI
 
 	// Set up by Run.
 	nc      *nats.Conn // snapshots: publishes, the copy, reads
@@ -83,7 +84,7 @@ func New(cfg Config, reg *model.Registry, res model.Resolver) (*Node, error) {
 	}
 	n.bgCtx, n.bgStop = context.WithCancel(context.Background())
 	n.met = newMetrics(n)
-	ui, err := newUI(cfg.Templates)
+	ui, err := pages.New(cfg.Templates)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"understudy/entity"
 	"understudy/model"
-	"understudy/node"
+	"understudy/pages"
 )
 
 // previewJSON is preview's -json output: the page's JSON twin as a node
@@ -90,7 +90,7 @@ func runPreview(ctx context.Context, e *env, args []string) error {
 	if m.Fenced {
 		notes = append(notes, "this snapshot is fenced ("+note(m, claims)+"): the user was never shown what it holds by a valid primary")
 	}
-	opts := node.PreviewOptions{
+	opts := pages.Options{
 		Label:   func(ref model.Ref) string { return eng.EntityLabel(ctx, run, ref) },
 		Banner:  fmt.Sprintf("Preview of session %s at interaction %d (stream seq %d, stored %s by %s at epoch %d): read only", id, m.Seq, m.StreamSeq, when(m.Time), m.Node, m.Epoch),
 		Values:  !*noValues,
@@ -112,7 +112,7 @@ func runPreview(ctx context.Context, e *env, args []string) error {
 		return writeJSON(e.stdout, previewJSON{Session: id, Message: toJSON(m), Page: pg, Notes: notes, HTMLFile: *htmlFile, Resolver: where})
 	}
 	var b strings.Builder
-	if err := node.RenderText(&b, pg, opts); err != nil {
+	if err := pages.RenderText(&b, pg, opts); err != nil {
 		return err
 	}
 	for _, n := range notes {
@@ -125,12 +125,12 @@ func runPreview(ctx context.Context, e *env, args []string) error {
 	return err
 }
 
-func writeHTML(name string, stdout io.Writer, pg *model.Page, opts node.PreviewOptions) error {
+func writeHTML(name string, stdout io.Writer, pg *model.Page, opts pages.Options) error {
 	if name == "-" {
-		return node.RenderPage(stdout, pg, opts)
+		return pages.RenderPage(stdout, pg, opts)
 	}
 	var b strings.Builder
-	if err := node.RenderPage(&b, pg, opts); err != nil {
+	if err := pages.RenderPage(&b, pg, opts); err != nil {
 		return err
 	}
 	if err := os.WriteFile(name, []byte(b.String()), 0o644); err != nil {

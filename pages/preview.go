@@ -1,4 +1,4 @@
-package node
+package pages
 
 import (
 	"bytes"
@@ -12,9 +12,9 @@ import (
 	"understudy/model"
 )
 
-// PreviewOptions says how RenderPage and RenderText show a page outside a
+// Options says how RenderPage and RenderText show a page outside a
 // running node.
-type PreviewOptions struct {
+type Options struct {
 	// Label returns how users see an entity reference in a summary
 	// (model.Engine.EntityLabel of the run the page came from). Nil shows
 	// the reference itself.
@@ -45,11 +45,11 @@ type PreviewOptions struct {
 // sheet inline (the document needs no server), no CSRF token, and every
 // form control disabled, since a preview must not look like it could be
 // submitted. The replay tool uses it to show what a user saw.
-func RenderPage(w io.Writer, pg *model.Page, opts PreviewOptions) error {
+func RenderPage(w io.Writer, pg *model.Page, opts Options) error {
 	if pg == nil {
 		return fmt.Errorf("render page: no page")
 	}
-	u, err := newUI(opts.Templates)
+	u, err := New(opts.Templates)
 	if err != nil {
 		return err
 	}
@@ -66,7 +66,7 @@ func RenderPage(w io.Writer, pg *model.Page, opts PreviewOptions) error {
 	if err != nil {
 		return fmt.Errorf("preview templates: %w", err)
 	}
-	v := view{Page: pg, Answers: opts.Answers}
+	v := View{Page: pg, Answers: opts.Answers}
 	name := "page.html"
 	switch {
 	case pg.Finished:
@@ -111,7 +111,7 @@ fieldset.preview { border: 0; margin: 0; padding: 0; min-width: 0; }
 // step titles, each field with its label and the value the form held
 // (the selected option's label for a choice), field errors, and for a
 // finished application the summary of everything collected.
-func RenderText(w io.Writer, pg *model.Page, opts PreviewOptions) error {
+func RenderText(w io.Writer, pg *model.Page, opts Options) error {
 	if pg == nil {
 		return fmt.Errorf("render page: no page")
 	}

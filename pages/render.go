@@ -1,4 +1,4 @@
-package node
+package pages
 
 import (
 	"embed"
@@ -10,20 +10,23 @@ import (
 	"strings"
 
 	"understudy/model"
+	"understudy/wire"
 )
 
 //go:embed templates/*.html templates/*.css
 var assets embed.FS
 
-// ui renders pages: generically from a page's field descriptions, or with
+// UI renders pages: generically from a page's field descriptions, or with
 // an application's own template for a step that names one.
-type ui struct {
+type UI struct {
 	tmpl     *template.Template
 	override *template.Template
 	css      []byte
 }
 
-func newUI(override *template.Template) (*ui, error) {
+// New parses the templates, with override holding an application's own
+// (nil: none).
+func New(override *template.Template) (*UI, error) {
 	t, err := template.New("").Funcs(pageFuncs).ParseFS(assets, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
@@ -32,11 +35,14 @@ func newUI(override *template.Template) (*ui, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ui{tmpl: t, override: override, css: css}, nil
+	return &UI{tmpl: t, override: override, css: css}, nil
 }
 
-// view is what a response shows: a page of the application, or a message.
-type view struct {
+// CSS is the style sheet the pages link as /static/style.css.
+func (u *UI) CSS() []byte { return u.css }
+
+// View is what a response shows: a page of the application, or a message.
+type View struct {
 	Page    *model.Page
 	CSRF    string
 	Stale   bool
@@ -60,7 +66,7 @@ type pageJSON struct {
 // application's, so that every page has a title of its own (a screen
 // reader announces it first, and a browser's history lists it), with
 // "Error: " first on a page that shows errors, as GOV.UK does.
-func (v view) DocTitle() string {
+func (v View) DocTitle() string {
 	pg := v.Page
 	if pg == nil {
 		return v.Title
@@ -149,21 +155,22 @@ type messageJSON struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-func wantsJSON(r *http.Request) bool {
+// WantsJSON reports a client that asks for a page's JSON twin.
+func WantsJSON(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), "application/json")
 }
 
-// render writes v as HTML or, when the client asks for it, as JSON.
-func (u *ui) render(w http.ResponseWriter, r *http.Request, status int, v view) {
+// Render writes v as HTML or, when the client asks for it, as JSON.
+func (u *UI) Render(w http.ResponseWriter, r *http.Request, status int, v View) {
 	h := w.Header()
 	if v.Page != nil {
-		h.Set("Understudy-Seq", strconv.FormatUint(v.Page.Seq, 10))
+		h.Set(wire.HeaderSeq, strconv.FormatUint(v.Page.Seq, 10))
 		if v.Stale {
-			h.Set("Understudy-Stale", "1")
+			h.Set(wire.HeaderStale, "1")
 		}
 	}
 	h.Set("Cache-Control", "no-store")
-	if wantsJSON(r) {
+	if WantsJSON(r) {
 		h.Set("Content-Type", "application/json")
 		w.WriteHeader(status)
 		enc := json.NewEncoder(w)
