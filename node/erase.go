@@ -41,7 +41,8 @@ func (n *Node) onErase(msg *nats.Msg) {
 	if !n.serving.Load() || n.draining.Load() {
 		return // the primary answers; the tool finds no responder otherwise
 	}
-	go func() {
+	// Background work: the shutdown cancels it and waits for it.
+	n.background(func(ctx context.Context) {
 		var req EraseRequest
 		var rep EraseReply
 		if err := json.Unmarshal(msg.Data, &req); err != nil {
@@ -49,7 +50,7 @@ func (n *Node) onErase(msg *nats.Msg) {
 		} else if id, err := model.ParseSessionID(req.Session); err != nil {
 			rep = EraseReply{Node: n.cfg.Node, Error: err.Error()}
 		} else {
-			ctx, cancel := context.WithTimeout(context.Background(), eraseTimeout)
+			ctx, cancel := context.WithTimeout(ctx, eraseTimeout)
 			rep = n.erase(ctx, id)
 			cancel()
 		}
@@ -57,7 +58,7 @@ func (n *Node) onErase(msg *nats.Msg) {
 		if err := msg.Respond(data); err != nil {
 			n.log.Warn("answer an erase request", "err", err)
 		}
-	}()
+	})
 }
 
 // erase ends a session for good: it waits for the session's request in
