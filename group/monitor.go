@@ -79,9 +79,16 @@ func NewMonitor(nc *nats.Conn, kv jetstream.KeyValue, cfg MonitorConfig) *Monito
 }
 
 // Start watches the entry and the heartbeats and returns once the entry's
-// current state is known.
+// current state is known. It tries the watch again until NATS answers or
+// ctx ends: a gateway restarted while a cluster elects the bucket's leader
+// waits for it rather than exiting (a chaos run saw that).
 func (m *Monitor) Start(ctx context.Context) error {
-	w, err := m.kv.Watch(ctx, m.group)
+	var w jetstream.KeyWatcher
+	err := broker.Retry(ctx, m.log, "watching group "+m.group, nil, func() error {
+		var err error
+		w, err = m.kv.Watch(ctx, m.group)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("group %s: watch: %w", m.group, err)
 	}
