@@ -274,7 +274,12 @@ func (n *Node) join(ctx context.Context) error {
 
 	n.setJoining("starting replication and joining the group")
 	if n.sub != nil {
-		if err := n.sub.Start(ctx); err != nil {
+		// Its consumer is created on the server, which may be busy or
+		// electing a leader: tried again until it answers.
+		err := broker.Retry(ctx, n.log, "starting the copy's consumer", func(err error) bool {
+			return errors.Is(err, subscriber.ErrStarted) || errors.Is(err, subscriber.ErrClosed) || errors.Is(err, subscriber.ErrInvalidConfig)
+		}, func() error { return n.sub.Start(ctx) })
+		if err != nil {
 			return fmt.Errorf("node %s: %w", n.cfg.Node, err)
 		}
 	}
