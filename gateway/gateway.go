@@ -46,8 +46,9 @@ type Gateway struct {
 	// freed wakes one request a busy owner turned away, each time an
 	// attempt comes back from an owner (a place there may be free).
 	freed chan struct{}
-	// places bounds the attempts in flight to the owner (MaxInFlight).
-	places chan struct{}
+	// places bounds the attempts in flight to the owner: MaxInFlight at
+	// most, less while the owner turns requests away as busy.
+	places *window
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -83,7 +84,7 @@ func New(nc *nats.Conn, kv jetstream.KeyValue, cfg Config) (*Gateway, error) {
 		mon:     group.NewMonitor(nc, kv, group.MonitorConfig{Subjects: cfg.Subjects, Group: cfg.Group, Logger: cfg.Logger}),
 		running: map[string]*failover{},
 		freed:   make(chan struct{}),
-		places:  make(chan struct{}, cfg.MaxInFlight),
+		places:  newWindow(cfg.MaxInFlight),
 		tr: &http.Transport{
 			DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			MaxIdleConnsPerHost: 256,
@@ -337,12 +338,12 @@ func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil || target.Host == "" {
 			return nil, fmt.Errorf("owner %s has address %q: %w", owner.Owner, owner.Address, errNoOwner)
 		}
-		if !g.takePlace(req.Context(), shed) {
+		if !g.places.take(req.Context(), shed) {
 			g.met.busy.Inc()
 			return nil, fmt.Errorf("no place at the gateway within %v: %w", g.cfg.BusyFor, errBusy)
 		}
 		resp, retry, err := g.attempt(req, owner, target)
-		<-g.places
+		g.places.give(errors.Is(err, errBusy), resp != nil)
 		if !retry {
 			return resp, err
 		}
@@ -372,31 +373,6 @@ func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("gave up after %d attempts: %w", attempt+1, err)
 		}
 		g.met.retries.Inc()
-	}
-}
-
-// takePlace takes one of the gateway's places for an attempt (see
-// Config.MaxInFlight), waiting when none is free until shed() (asked only
-// then), and reports whether it got one. The caller gives it back.
-func (g *Gateway) takePlace(ctx context.Context, shed func() time.Time) bool {
-	select {
-	case g.places <- struct{}{}:
-		return true
-	default:
-	}
-	left := time.Until(shed())
-	if left <= 0 {
-		return false
-	}
-	t := time.NewTimer(left)
-	defer t.Stop()
-	select {
-	case g.places <- struct{}{}:
-		return true
-	case <-t.C:
-		return false
-	case <-ctx.Done():
-		return false
 	}
 }
 

@@ -39,6 +39,10 @@ func newMetrics(g *Gateway) *metrics {
 		func() float64 { return float64(g.mon.Status(3e9).Backups()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "understudy_gateway_owner_epoch", Help: "The group's epoch as routed to."},
 		func() float64 { e, _ := g.owner(); return float64(e.Epoch) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "understudy_gateway_window", Help: "Attempts the gateway sends the owner at once: MaxInFlight, less while the owner answers busy."},
+		func() float64 { l, _, _ := g.places.state(); return float64(l) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "understudy_gateway_waiting", Help: "Requests waiting in the gateway for a place in the window."},
+		func() float64 { _, _, w := g.places.state(); return float64(w) }))
 	reg.MustRegister(collectors.NewGoCollector())
 	return m
 }
