@@ -46,8 +46,9 @@ type Config struct {
 	// DefaultBusyFor.
 	BusyFor time.Duration
 	// MaxInFlight bounds the requests the gateway sends to the owner at
-	// once; the others wait in the gateway for a place (for BusyFor at
-	// most, then 503 busy). Unbounded, an overload became thousands of
+	// once (a window that shrinks while the owner answers busy, and grows
+	// back to it); the others wait in the gateway for a place, oldest
+	// first (for BusyFor at most, then 503 busy). Unbounded, an overload became thousands of
 	// connections to the owner, each accepted, parsed and turned away,
 	// and the owner's lease starved. Several times the node's own bound
 	// (-max-in-flight), so that its queue holds work. Default
