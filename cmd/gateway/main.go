@@ -57,7 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	maxBody := fs.Int64("max-body", gateway.DefaultMaxBody, "largest request body buffered for a retry")
 	wait := fs.Duration("wait", gateway.DefaultWaitFor, "how long a request waits for a failover")
 	busyFor := fs.Duration("busy-for", gateway.DefaultBusyFor, "how long a request waits for a place (at the gateway, or turned away by a busy primary) before the gateway answers 503 busy (the load it cannot carry is shed)")
-	maxInFlight := fs.Int("max-in-flight", gateway.DefaultMaxInFlight, "requests sent to the primary at once; the others wait for a place, up to -busy-for")
+	maxInFlight := fs.Int("max-in-flight", gateway.DefaultMaxInFlight, "requests sent to the primary at once, at most (fewer while it answers busy); the others wait for a place, up to -busy-for")
 	replicas := fs.Int("replicas", 1, "replicas of the stream and bucket it creates (3 on a NATS cluster)")
 	logger := cli.Logging(fs, stdout)
 	if err := fs.Parse(args); err != nil {
