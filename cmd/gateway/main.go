@@ -60,6 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	maxInFlight := fs.Int("max-in-flight", gateway.DefaultMaxInFlight, "requests sent to the primary at once, at most (fewer while it answers busy); the others wait for a place, up to -busy-for")
 	replicas := fs.Int("replicas", 1, "replicas of the stream and bucket it creates (3 on a NATS cluster)")
 	logger := cli.Logging(fs, stdout)
+	debug := cli.Debug(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -171,7 +172,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
-	return cli.Run(ctx, log, actors...)
+	return cli.Run(ctx, log, append(actors, debug(log))...)
 }
 
 func scheme(cert string) string {

@@ -130,13 +130,16 @@ type Actor func(ctx context.Context) error
 // Run runs the actors as an oklog/run group, with one more that stops the
 // group on SIGINT or SIGTERM (a graceful stop) or when ctx ends. The first
 // actor to return stops the others; Run returns its error, or nil for a
-// signal.
+// signal. A nil actor (a part turned off by its flag) is skipped.
 func Run(ctx context.Context, log *slog.Logger, actors ...Actor) error {
 	var g run.Group
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g.Add(run.SignalHandler(ctx, os.Interrupt, syscall.SIGTERM))
 	for _, a := range actors {
+		if a == nil {
+			continue
+		}
 		actx, acancel := context.WithCancel(ctx)
 		g.Add(func() error { return a(actx) }, func(error) { acancel() })
 	}

@@ -63,6 +63,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, role nod
 	release := fs.String("demo", demo.ReleaseV1, "the demo's release to run: "+strings.Join(demo.Releases, " or ")+" (v2 adds version 2 of the quote and the migrations between the two)")
 	plant := fs.String("plant-bugs", "", "for the tests that show the checkers find known defects only, never in production: reintroduce them (comma-separated: "+strings.Join(bugs.Names(), ", ")+")")
 	logger := cli.Logging(fs, stdout)
+	debug := cli.Debug(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -143,7 +144,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, role nod
 	}
 	log.Info("demo release", "release", *release, "versions", reg.Versions(demo.AppName))
 	start := time.Now()
-	err = cli.Run(ctx, log, n.Run)
+	err = cli.Run(ctx, log, n.Run, debug(log))
 	log.Info("stopped", "uptime", time.Since(start).Round(time.Millisecond))
 	return err
 }
