@@ -367,6 +367,11 @@ func (b *bench) load(ctx context.Context, st *stack) (loadResult, error) {
 	g0, _ := st.group()
 	busy0, total0 := machineCPU()
 	n0, f0, t0 := done.Load(), failed.Load(), time.Now()
+	profiled := func() {}
+	if len(st.debug) > 0 && !st.profiled {
+		st.profiled = true
+		profiled = b.profile(st, b.cfg.duration)
+	}
 	err := sleep(b.cfg.duration)
 	n1, f1, t1 := done.Load(), failed.Load(), time.Now()
 	busy1, total1 := machineCPU()
@@ -378,6 +383,7 @@ func (b *bench) load(ctx context.Context, st *stack) (loadResult, error) {
 	}
 	cancel()
 	wg.Wait()
+	profiled()
 	if err != nil {
 		return res, err
 	}

@@ -62,6 +62,7 @@ var phases = []string{"codec", "replication", "latency", "throughput", "failover
 
 // config is what the flags set.
 type config struct {
+	profile          string
 	quick            bool
 	runs             int
 	jsonPath         string
@@ -111,6 +112,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.failoverClients, "failover-clients", 8, "failover: sessions under load, each with one request at a time and no think time")
 	fs.StringVar(&c.codecBenchtime, "codec-benchtime", "1s", "codec: go test -benchtime of each run")
 	fs.DurationVar(&c.overloadDuration, "overload-duration", 60*time.Second, "overload: how long each offered load (1×, 2×, 4× saturation) runs")
+	fs.StringVar(&c.profile, "profile", "", "throughput: write CPU profiles (pprof) of each understudy stack's gateway (with NATS) and nodes over the measured part of its first run to this directory; the profiling costs those runs a few percent")
 	fs.StringVar(&c.overloadPlot, "overload-plot", "", "overload: also draw offered load against throughput and p99 to this PNG file")
 	fs.DurationVar(&c.lease, "lease", 300*time.Millisecond, "the group's lease (gateway and nodes)")
 	fs.DurationVar(&c.throughputLease, "throughput-lease", 3*time.Second, "throughput: also measure the understudy stacks with this lease, long enough that overload does not fail a live primary over (0: do not)")

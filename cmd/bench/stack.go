@@ -4,9 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"understudy/bench/redisserver"
@@ -44,6 +49,10 @@ type stack struct {
 	redis *redisserver.Server
 	url   string // the gateway
 	nodes []string
+	// debug is where each process serves its profiles (-profile), by
+	// name: "gateway+NATS" and the nodes'.
+	debug    map[string]string
+	profiled bool
 }
 
 // maxStore is the embedded NATS's store limit in the benchmark's stacks:
@@ -79,7 +88,19 @@ func (b *bench) startStack(ctx context.Context, spec stackSpec, nodes ...string)
 	}
 	cfg := deploy.Config{Bin: bins, Dir: dir,
 		GatewayArgs: append([]string{"-nats-fsync", fsync, "-nats-max-store", strconv.Itoa(maxStore), "-log-level", "warn"}, common...)}
-	st := &stack{stackSpec: spec}
+	st := &stack{stackSpec: spec, debug: map[string]string{}}
+	debugArgs := func(name string) []string {
+		if b.cfg.profile == "" || spec.kind == redisStack {
+			return nil
+		}
+		addr, err := freeAddr()
+		if err != nil {
+			return nil
+		}
+		st.debug[name] = addr
+		return []string{"-debug-listen", addr}
+	}
+	cfg.GatewayArgs = append(cfg.GatewayArgs, debugArgs("gateway+NATS")...)
 	switch spec.kind {
 	case understudyStack:
 		cfg.NodeArgs = append(append(append([]string{}, nodeArgs...), common...), spec.nodeArgs...)
@@ -114,7 +135,7 @@ func (b *bench) startStack(ctx context.Context, spec stackSpec, nodes ...string)
 		if i == 0 {
 			role = "primary"
 		}
-		if _, err := l.StartNode(sctx, n, role); err != nil {
+		if _, err := l.StartNode(sctx, n, role, debugArgs(n)...); err != nil {
 			return nil, fmt.Errorf("stack %s: %w", spec.id, err)
 		}
 	}
@@ -124,6 +145,61 @@ func (b *bench) startStack(ctx context.Context, spec stackSpec, nodes ...string)
 		return nil, err
 	}
 	return st, nil
+}
+
+// freeAddr returns a localhost address with a port free a moment ago.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// profile fetches a CPU profile of each of the stack's processes over d,
+// into the -profile directory as <stack>-<process>.pprof, in the
+// background; wait returns once every one is written (or failed, said in
+// the progress log).
+func (b *bench) profile(st *stack, d time.Duration) (wait func()) {
+	var wg sync.WaitGroup
+	for name, addr := range st.debug {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			path := filepath.Join(b.cfg.profile, st.id+"-"+strings.ReplaceAll(name, "+", "-")+".pprof")
+			if err := fetchProfile(addr, d, path); err != nil {
+				b.progress("profile of %s %s: %v", st.id, name, err)
+				return
+			}
+			b.progress("profile of %s %s over %s: %s (go tool pprof -top %s)", st.id, name, d, path, path)
+		}()
+	}
+	return wg.Wait
+}
+
+func fetchProfile(addr string, d time.Duration, path string) error {
+	c := http.Client{Timeout: d + 30*time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, max(1, int(d.Seconds()))))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", addr, resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func (st *stack) close() {
