@@ -31,6 +31,7 @@ var (
 	chaosEvery     = flag.Duration("chaos.every", 2*time.Second, "mean time between injuries in TestChaos")
 	chaosCluster   = flag.Bool("chaos.cluster", false, "run TestChaos on a 3-server NATS cluster (and lose servers)")
 	chaosLoad      = flag.Int("chaos.load", 32, "clients at no think time beside the thinking ones, each starting without a cookie")
+	chaosInjuries  = flag.Int("chaos.injuries", 0, "stop TestChaos once this many injuries are done (0: run for -chaos.duration, which bounds the run either way)")
 	chaosReportDir = flag.String("chaos.report", "", "write each chaos run's history (JSON) and a plot of its latencies (PNG) to this directory")
 )
 
@@ -407,6 +408,9 @@ func runChaos(t *testing.T, d time.Duration, planted string, kinds []string) cha
 		kind, err := c.injure(context.Background())
 		if err != nil {
 			t.Fatalf("injury %d (%s): %v", len(c.injuries), kind, err)
+		}
+		if *chaosInjuries > 0 && len(c.injuries) >= *chaosInjuries {
+			cancel() // enough: the clients finish, and the run is accounted for
 		}
 		if time.Since(lastProgress) >= time.Minute {
 			// A long run says how it goes.
