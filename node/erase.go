@@ -94,7 +94,7 @@ func (n *Node) erase(ctx context.Context, id model.SessionID) EraseReply {
 	}
 	n.sessions.end(s)
 	rep.Tombstone = ack.StreamSeq
-	n.schedulePurge(id, ack.StreamSeq, time.Now(), false)
+	n.schedulePurge(id, ack.StreamSeq, time.Now(), 0) // the tombstone may be one found there: read it again
 	n.met.ended.WithLabelValues("erased").Inc()
 	n.log.Info("session erased", "session", id, "live", rep.Live, "tombstone_seq", ack.StreamSeq)
 	return rep

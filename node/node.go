@@ -232,8 +232,8 @@ func (n *Node) join(ctx context.Context) error {
 		OnQuarantine: n.met.quarantine,
 	}
 	n.reader = subscriber.NewReader(n.stream, subCfg)
-	subCfg.OnEnded = func(id model.SessionID, streamSeq uint64, stored time.Time) {
-		n.schedulePurge(id, streamSeq, stored, true)
+	subCfg.OnEnded = func(m snapshot.Meta) {
+		n.schedulePurge(m.Session, m.StreamSeq, m.Time, m.Epoch)
 	}
 	hooks := group.Hooks{
 		Promote:  n.promote,

@@ -28,9 +28,11 @@ type purge struct {
 	id   model.SessionID
 	upTo uint64 // the tombstone's stream sequence
 	due  time.Time
-	// check: read the tombstone again and purge only if it is a valid
-	// one. Set for tombstones found in the stream, not written here.
-	check bool
+	// epoch is the tombstone's, judged again by the fence rule before the
+	// purge (a claim heard of since may fence it: a zombie's tombstone
+	// ended nothing). 0: unknown (found by a scan of headers alone), the
+	// tombstone is read again and checked whole.
+	epoch uint64
 }
 
 // purges is the schedule of purges, soonest first. The primary adds the
@@ -101,11 +103,11 @@ func (p *purges) len() int {
 
 // schedulePurge schedules the purge of an ended session's history, its
 // tombstone at stream sequence tomb written when.
-func (n *Node) schedulePurge(id model.SessionID, tomb uint64, when time.Time, check bool) {
+func (n *Node) schedulePurge(id model.SessionID, tomb uint64, when time.Time, epoch uint64) {
 	if n.cfg.Retention < 0 || tomb == 0 {
 		return
 	}
-	n.purges.add(purge{id: id, upTo: tomb, due: when.Add(n.cfg.Retention), check: check})
+	n.purges.add(purge{id: id, upTo: tomb, due: when.Add(n.cfg.Retention), epoch: epoch})
 }
 
 // runPurges purges what is due, one session at a time, for at most
@@ -123,7 +125,7 @@ func (n *Node) runPurges(ctx context.Context, now time.Time, budget time.Duratio
 		if !ok {
 			return
 		}
-		if p.check && !n.validTombstone(ctx, p) {
+		if !n.purgeable(ctx, p) {
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -141,6 +143,20 @@ func (n *Node) runPurges(ctx context.Context, now time.Time, budget time.Duratio
 		n.met.purged.Inc()
 		n.log.Info("ended session purged", "session", p.id, "up_to_stream_seq", p.upTo)
 	}
+}
+
+// purgeable reports whether p's tombstone still ends its session. A
+// tombstone of known epoch (written here, or taken into the copy, both
+// valid then) is judged again by the fence rule in memory: no read.
+func (n *Node) purgeable(ctx context.Context, p purge) bool {
+	if p.epoch == 0 {
+		return n.validTombstone(ctx, p)
+	}
+	if n.member.Fence().Fenced(p.epoch, p.upTo) {
+		n.log.Warn("not purging a session: its tombstone is fenced", "session", p.id, "stream_seq", p.upTo, "epoch", p.epoch)
+		return false
+	}
+	return true
 }
 
 // validTombstone reads a tombstone found by scanTombstones and reports
@@ -223,7 +239,7 @@ func (n *Node) scanTombstones(ctx context.Context, epoch uint64) {
 		if msg.Headers().Get(snapshot.HeaderTombstone) == "1" {
 			if raw, err := n.cfg.Subjects.SessionID(msg.Subject()); err == nil {
 				if id, err := model.ParseSessionID(raw); err == nil {
-					n.schedulePurge(id, md.Sequence.Stream, md.Timestamp, true)
+					n.schedulePurge(id, md.Sequence.Stream, md.Timestamp, 0)
 					found++
 				}
 			}

@@ -526,7 +526,7 @@ func (n *Node) end(ctx context.Context, s *session, why string) {
 			n.log.Warn("cannot end session", "session", s.id, "why", why, "err", err)
 			return
 		}
-		n.schedulePurge(s.id, ack.StreamSeq, time.Now(), false)
+		n.schedulePurge(s.id, ack.StreamSeq, time.Now(), s.epoch)
 	}
 	n.sessions.end(s)
 	n.met.ended.WithLabelValues(why).Inc()

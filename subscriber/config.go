@@ -55,14 +55,15 @@ type Config struct {
 	// quickly and must not call Close.
 	OnQuarantine func(id model.SessionID, err error)
 
-	// OnEnded, if set, is called for each tombstone the copy takes from the
-	// stream (a session ended), with its stream sequence and the time the
-	// stream stored it: a backup learns this way the histories a primary
-	// will have to purge once it is promoted, without reading the stream
-	// again then. Tombstones handed over by Own are not passed: their
-	// writer knows them. It is called from the goroutine that applied the
-	// tombstone: it must return quickly and must not call Close.
-	OnEnded func(id model.SessionID, streamSeq uint64, stored time.Time)
+	// OnEnded, if set, is called with each tombstone the copy takes from
+	// the stream (a session ended; Meta has its stream sequence, epoch and
+	// the time the stream stored it): a backup learns this way the
+	// histories a primary will have to purge once it is promoted, without
+	// reading the stream again then. Tombstones handed over by Own are not
+	// passed: their writer knows them. It is called from the goroutine
+	// that applied the tombstone: it must return quickly and must not call
+	// Close.
+	OnEnded func(m snapshot.Meta)
 
 	// MaxEnded bounds how many ended sessions are remembered, so that an
 	// older snapshot read out of order cannot bring an ended session back.

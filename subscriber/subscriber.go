@@ -446,7 +446,7 @@ func (s *Subscriber) apply(ctx context.Context, subject string, seq uint64, m sn
 // sessionEnded passes a tombstone the copy took on to Config.OnEnded.
 func (s *Subscriber) sessionEnded(m snapshot.Meta) {
 	if s.cfg.OnEnded != nil {
-		s.cfg.OnEnded(m.Session, m.StreamSeq, m.Time)
+		s.cfg.OnEnded(m)
 	}
 }
 
