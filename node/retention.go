@@ -69,17 +69,6 @@ func (p *purges) add(x purge) {
 	p.mu.Unlock()
 }
 
-// due removes and returns the purges due at now.
-func (p *purges) due(now time.Time) []purge {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []purge
-	for len(p.q) > 0 && !p.q[0].due.After(now) {
-		out = append(out, heap.Pop(&p.q).(purge))
-	}
-	return out
-}
-
 // next removes and returns the soonest purge if it is due at now.
 func (p *purges) next(now time.Time) (purge, bool) {
 	p.mu.Lock()
@@ -92,7 +81,11 @@ func (p *purges) next(now time.Time) (purge, bool) {
 
 // forget drops the purges due before cutoff, and returns how many.
 func (p *purges) forget(cutoff time.Time) int {
-	return len(p.due(cutoff))
+	n := 0
+	for _, ok := p.next(cutoff); ok; _, ok = p.next(cutoff) {
+		n++
+	}
+	return n
 }
 
 func (p *purges) len() int {
@@ -145,48 +138,49 @@ func (n *Node) runPurges(ctx context.Context, now time.Time, budget time.Duratio
 	}
 }
 
-// purgeable reports whether p's tombstone still ends its session. A
-// tombstone of known epoch (written here, or taken into the copy, both
-// valid then) is judged again by the fence rule in memory: no read.
+// purgeable reports whether p's tombstone still ends its session: it is
+// a valid tombstone of p's session, and no claim heard of since fences it
+// (a zombie's tombstone, written after a claim it had not heard of, ended
+// nothing: the session lives on below it). A tombstone of known epoch
+// (written here, or taken into the copy, both valid then) is judged by
+// the fence in memory; one found by a scan of headers is read first.
 func (n *Node) purgeable(ctx context.Context, p purge) bool {
-	if p.epoch == 0 {
-		return n.validTombstone(ctx, p)
+	epoch := p.epoch
+	if epoch == 0 {
+		var ok bool
+		if epoch, ok = n.tombstoneEpoch(ctx, p); !ok {
+			return false
+		}
 	}
-	if n.member.Fence().Fenced(p.epoch, p.upTo) {
-		n.log.Warn("not purging a session: its tombstone is fenced", "session", p.id, "stream_seq", p.upTo, "epoch", p.epoch)
+	if n.member.Fence().Fenced(epoch, p.upTo) {
+		n.log.Warn("not purging a session: its tombstone is fenced", "session", p.id, "stream_seq", p.upTo, "epoch", epoch)
 		return false
 	}
 	return true
 }
 
-// validTombstone reads a tombstone found by scanTombstones and reports
-// whether it is a valid one (a message that only claims to be one, in its
-// headers, purges nothing).
-func (n *Node) validTombstone(ctx context.Context, p purge) bool {
+// tombstoneEpoch reads a tombstone found by scanTombstones and returns its
+// epoch, if it is a valid tombstone of p's session (a message that only
+// claims to be one, in its headers, purges nothing).
+func (n *Node) tombstoneEpoch(ctx context.Context, p purge) (uint64, bool) {
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	raw, err := n.stream.GetMsg(rctx, p.upTo)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return false // purged already
+		return 0, false // purged already
 	}
 	if err != nil {
 		n.log.Warn("cannot read a tombstone to purge: retrying later", "session", p.id, "stream_seq", p.upTo, "err", err)
 		p.due = time.Now().Add(purgeRetry)
 		n.purges.add(p)
-		return false
+		return 0, false
 	}
 	st, err := snapshot.FromRaw(n.cfg.Subjects, n.cfg.Sealer, raw)
 	if err != nil || !st.Tombstone || st.Session != p.id {
 		n.log.Warn("not purging a session: its tombstone is not valid", "session", p.id, "stream_seq", p.upTo, "err", err)
-		return false
+		return 0, false
 	}
-	if n.member.Fence().Fenced(st.Epoch, st.StreamSeq) {
-		// A zombie's tombstone, written after a claim it had not heard
-		// of: the session lives on below it.
-		n.log.Warn("not purging a session: its tombstone is fenced", "session", p.id, "stream_seq", p.upTo, "epoch", st.Epoch)
-		return false
-	}
-	return true
+	return st.Epoch, true
 }
 
 // scanStall is how long scanTombstones waits for a message before it
